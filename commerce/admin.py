@@ -1,0 +1,74 @@
+"""Operators' raw view across clients: read-mostly, searchable, filterable."""
+
+from django.contrib import admin
+
+from .models import Client, GatewayCharge, OutboxNotification, Product, Purchase, PurchaseItem, StaffMembership
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "slug", "sm_version", "grace_period_days", "hold_days", "vat_rate")
+    list_filter = ("sm_version",)
+    search_fields = ("=id", "name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(StaffMembership)
+class StaffMembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "client", "role")
+    list_filter = ("client", "role")
+    search_fields = ("user__username", "user__email")
+    list_select_related = ("user", "client")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "client", "price", "currency", "interval_months",
+                    "interval_days", "renewal_mode", "is_one_time_rebilling", "recurrence_count")
+    list_filter = ("client", "renewal_mode", "is_subscription", "currency")
+    search_fields = ("=id", "name")
+    list_select_related = ("client",)
+
+
+class PurchaseItemInline(admin.TabularInline):
+    model = PurchaseItem
+    extra = 0
+    can_delete = False
+    readonly_fields = ("running_no", "product", "quantity", "unit_price", "amount",
+                       "subscription_item", "interval_no")
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(admin.ModelAdmin):
+    list_display = ("id", "client", "customer", "category", "status", "total", "currency",
+                    "subscription", "interval_no", "created_at")
+    list_filter = ("client", "status", "category")
+    search_fields = ("=id", "=subscription__id", "customer__email")
+    list_select_related = ("client", "customer", "subscription")
+    raw_id_fields = ("customer", "subscription", "payment_method")
+    inlines = [PurchaseItemInline]
+    date_hierarchy = "created_at"
+
+
+@admin.register(OutboxNotification)
+class OutboxNotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "client", "type", "subscription", "purchase", "created_at", "delivered_at")
+    list_filter = ("client", "type", ("delivered_at", admin.EmptyFieldListFilter))
+    search_fields = ("=id", "=subscription__id", "=purchase__id")
+    list_select_related = ("client",)
+    raw_id_fields = ("subscription", "purchase")
+    readonly_fields = ("id", "client", "type", "payload", "subscription", "purchase",
+                       "generate_mail", "created_at", "delivered_at")
+
+
+@admin.register(GatewayCharge)
+class GatewayChargeAdmin(admin.ModelAdmin):
+    list_display = ("idempotency_key", "card_number", "amount", "currency", "outcome", "created_at")
+    list_filter = ("outcome",)
+    search_fields = ("idempotency_key", "reference")
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

@@ -1,0 +1,302 @@
+"""Clients (tenants), their staff, products, purchases, the gateway ledger and
+the notification outbox."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from .money import Money
+
+
+class Client(models.Model):
+    class SMVersion(models.TextChoices):
+        V1 = "1.0", "Subscription Management 1.0"
+        V2 = "2.0", "Subscription Management 2.0"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    sm_version = models.CharField(max_length=3, choices=SMVersion.choices, default=SMVersion.V2)
+    grace_period_days = models.PositiveIntegerField(default=7)
+    hold_days = models.PositiveIntegerField(default=7)
+    reminder_days = models.PositiveIntegerField(default=7)
+    # Days of grace on which a declined renewal is retried (SPEC 5.2 Decision).
+    dunning_retry_days = models.JSONField(default=list, blank=True)
+    vat_rate = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Percent, e.g. 19.00",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sm_version__in=["1.0", "2.0"]), name="client_sm_version_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(vat_rate__gte=0) & Q(vat_rate__lte=100), name="client_vat_rate_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_sm2(self) -> bool:
+        return self.sm_version == self.SMVersion.V2
+
+    def retry_days(self) -> list[int]:
+        return sorted(int(d) for d in (self.dunning_retry_days or [1, 3, 5]))
+
+
+class StaffMembership(models.Model):
+    """A staff user belongs to exactly one client, with one role."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        SUPPORT = "support", "Support"
+        ADMIN = "admin", "Admin"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
+    )
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["viewer", "support", "admin"]), name="staff_role_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role} at {self.client})"
+
+
+class Product(models.Model):
+    class RenewalMode(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic"
+        MANUAL = "manual", "Manual"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="products")
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    is_subscription = models.BooleanField(default=True)
+    initial_interval_months = models.PositiveIntegerField(default=1)
+    initial_interval_days = models.PositiveIntegerField(default=0)
+    interval_months = models.PositiveIntegerField(default=1)
+    interval_days = models.PositiveIntegerField(default=0)
+    # SM 1.0 only: renewal behaviour lives on the product.
+    renewal_mode = models.CharField(
+        max_length=10, choices=RenewalMode.choices, default=RenewalMode.AUTOMATIC
+    )
+    is_one_time_rebilling = models.BooleanField(
+        default=False,
+        help_text="SM 1.0 manual products: true = confirm every interval, "
+        "false = confirm the first interval only",
+    )
+    # Number of billing events (paid intervals, sign-up included); null = unlimited.
+    recurrence_count = models.PositiveIntegerField(null=True, blank=True)
+    reminder_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the client's reminder days"
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(is_subscription=False)
+                | (Q(interval_months__gt=0) | Q(interval_days__gt=0))
+                & (Q(initial_interval_months__gt=0) | Q(initial_interval_days__gt=0)),
+                name="product_subscription_has_interval",
+            ),
+            models.CheckConstraint(
+                condition=Q(recurrence_count__isnull=True) | Q(recurrence_count__gte=1),
+                name="product_recurrence_count_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def price_money(self) -> Money:
+        return Money(self.price, self.currency)
+
+    @property
+    def interval_key(self) -> tuple[int, int, int, int]:
+        """Products with the same key can share one subscription."""
+        return (
+            self.initial_interval_months,
+            self.initial_interval_days,
+            self.interval_months,
+            self.interval_days,
+        )
+
+
+class Purchase(models.Model):
+    """One order: a sign-up, a renewal or an immediate extra charge."""
+
+    class Category(models.TextChoices):
+        SIGNUP = "signup", "Sign-up"
+        RENEWAL = "renewal", "Renewal"
+        ALIGNMENT = "alignment", "Alignment"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # offline payment awaited, or charge in flight
+        PAID = "paid", "Paid"
+        DECLINED = "declined", "Declined"
+        FAILED = "failed", "Failed"  # gateway error
+        REFUNDED = "refunded", "Refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        CHARGEBACK = "chargeback", "Chargeback"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="purchases")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="purchases"
+    )
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="purchases",
+    )
+    category = models.CharField(max_length=10, choices=Category.choices)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    interval_no = models.PositiveIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    payment_method = models.ForeignKey(
+        "customers.PaymentMethod", on_delete=models.PROTECT, null=True, blank=True
+    )
+    charge_attempts = models.PositiveIntegerField(default=0)
+    gateway_reference = models.CharField(max_length=100, blank=True)
+    decline_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "pending", "paid", "declined", "failed",
+                        "refunded", "partially_refunded", "chargeback",
+                    ]
+                ),
+                name="purchase_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(category__in=["signup", "renewal", "alignment"]),
+                name="purchase_category_valid",
+            ),
+            models.CheckConstraint(condition=Q(total__gte=0), name="purchase_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("total")),
+                name="purchase_refund_within_total",
+            ),
+            # Exactly once (SPEC 5.2): one renewal purchase per subscription and
+            # interval. Retries of a declined charge reuse that row.
+            models.UniqueConstraint(
+                fields=["subscription", "interval_no"],
+                condition=Q(category="renewal"),
+                name="one_renewal_purchase_per_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Purchase {self.pk}"
+
+    @property
+    def total_money(self) -> Money:
+        return Money(self.total, self.currency)
+
+
+class PurchaseItem(models.Model):
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="items")
+    running_no = models.PositiveIntegerField()
+    product = models.ForeignKey(Product, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    subscription_item = models.ForeignKey(
+        "subscriptions.SubscriptionItem",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="purchase_items",
+    )
+    interval_no = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["running_no"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purchase", "running_no"], name="purchase_item_running_no_unique"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="purchase_item_qty_positive"),
+        ]
+
+
+class GatewayCharge(models.Model):
+    """The built-in test gateway's own ledger: one row per idempotency key, so a
+    repeated call with the same key returns the first answer and charges once."""
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    card_number = models.CharField(max_length=19)
+    # The stored card this charge was made on (the gateway's own token).
+    payment_method_ref = models.CharField(max_length=40, db_index=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    outcome = models.CharField(max_length=10)
+    reference = models.CharField(max_length=64)
+    message = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class OutboxNotification(models.Model):
+    """Transactional outbox: written in the same transaction as the change it
+    reports; delivered by a worker after commit (SPEC 7)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="notifications")
+    type = models.CharField(max_length=60, db_index=True)
+    payload = models.JSONField()
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    purchase = models.ForeignKey(
+        Purchase, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    generate_mail = models.BooleanField(default=True)
+    created_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(delivered_at__isnull=True),
+                name="outbox_undelivered_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"

@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import Customer, PaymentMethod
+
+
+class PaymentMethodInline(admin.TabularInline):
+    model = PaymentMethod
+    extra = 0
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("id", "email", "first_name", "last_name", "company", "client", "created_at")
+    list_filter = ("client",)
+    search_fields = ("=id", "email", "first_name", "last_name", "reference_id")
+    list_select_related = ("client",)
+    inlines = [PaymentMethodInline]
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(admin.ModelAdmin):
+    list_display = ("id", "customer", "kind", "expiry_month", "expiry_year")
+    list_filter = ("kind", "customer__client")
+    search_fields = ("=id", "customer__email")
+    raw_id_fields = ("customer",)

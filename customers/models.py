@@ -1,0 +1,78 @@
+"""Customers (unique per client by e-mail) and their payment methods."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class CustomerQuerySet(models.QuerySet["Customer"]):
+    def for_client(self, client: object) -> CustomerQuerySet:
+        return self.filter(client=client)
+
+
+class Customer(models.Model):
+    client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE, related_name="customers")
+    email = models.EmailField()
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    reference_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # The same person buying from two clients is two customers.
+            models.UniqueConstraint(
+                Lower("email"), "client", name="customer_email_unique_per_client"
+            ),
+        ]
+        indexes = [models.Index(fields=["client", "reference_id"])]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class PaymentMethod(models.Model):
+    """A card (held by the test gateway as its number) or an offline invoice."""
+
+    class Kind(models.TextChoices):
+        CARD = "card", "Card"
+        INVOICE = "invoice", "Invoice"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="payment_methods")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    card_number = models.CharField(max_length=19, blank=True)
+    expiry_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    expiry_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="invoice")
+                | (
+                    Q(kind="card")
+                    & ~Q(card_number="")
+                    & Q(expiry_month__gte=1, expiry_month__lte=12)
+                    & Q(expiry_year__isnull=False)
+                ),
+                name="payment_method_card_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.INVOICE:
+            return "Invoice"
+        return f"Card •••• {self.card_number[-4:]} ({self.expiry_month:02d}/{self.expiry_year})"
+
+    @property
+    def is_online(self) -> bool:
+        return self.kind == self.Kind.CARD

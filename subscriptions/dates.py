@@ -1,0 +1,49 @@
+"""Billing dates from an anchor (SPEC 5.1).
+
+The anchor is the start of interval ``anchor_interval_no``. Every later
+interval start is the anchor plus a whole number of intervals computed in one
+``relativedelta`` step, never by adding one interval to the previous date:
+a subscription started on 31 January bills on 28/29 February and again on
+31 March.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from dateutil.relativedelta import relativedelta
+
+
+@dataclass(frozen=True)
+class Interval:
+    months: int
+    days: int
+
+    def __post_init__(self) -> None:
+        if self.months < 0 or self.days < 0 or self.months + self.days == 0:
+            raise ValueError("an interval needs a positive month or day count")
+
+
+def interval_start(
+    *,
+    anchor: datetime,
+    anchor_interval_no: int,
+    interval_no: int,
+    initial: Interval,
+    recurring: Interval,
+) -> datetime:
+    """When interval ``interval_no`` starts (= its billing date).
+
+    Interval 1 lasts ``initial``; every later one ``recurring``. When the
+    anchor is interval 1 (never re-based), the first step is the initial one.
+    """
+    if interval_no < anchor_interval_no:
+        raise ValueError("interval precedes the anchor")
+    steps = interval_no - anchor_interval_no
+    initial_steps = 1 if anchor_interval_no == 1 and steps > 0 else 0
+    recurring_steps = steps - initial_steps
+    return anchor + relativedelta(
+        months=initial.months * initial_steps + recurring.months * recurring_steps,
+        days=initial.days * initial_steps + recurring.days * recurring_steps,
+    )

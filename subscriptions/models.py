@@ -1,0 +1,322 @@
+"""Subscriptions, their items and their append-only history (SPEC 2, 8).
+
+The state machines live here: explicit transition tables and one guarded
+``set_status`` per model that refuses anything else with a domain error.
+Workflows that touch several rows live in ``subscriptions.services``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from commerce.money import Money
+
+from .dates import Interval, interval_start
+from .errors import ConcurrentChange, TransitionNotAllowed
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "Active"
+    DEACTIVATED = "Deactivated"
+    FINISHED = "Finished"
+    GRACE = "Grace"
+    HOLD = "Hold"
+    NEW = "New"
+    HANDLED_BY_CLIENT = "HandledByClient", "Handled by client"
+
+
+class ItemStatus(models.TextChoices):
+    ACTIVE = "Active"
+    DEACTIVATED = "Deactivated"
+    FINISHED = "Finished"
+    REMOVED = "Removed"
+    AWAITING_REINSTATE = "AwaitingReinstate", "Awaiting reinstate"
+    HANDLED_BY_CLIENT = "HandledByClient", "Handled by client"
+
+
+class RenewalType(models.TextChoices):
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
+S, I = SubscriptionStatus, ItemStatus
+
+SUBSCRIPTION_TRANSITIONS: dict[str, set[str]] = {
+    S.NEW: {S.ACTIVE, S.DEACTIVATED, S.FINISHED, S.HANDLED_BY_CLIENT},
+    S.ACTIVE: {S.DEACTIVATED, S.FINISHED, S.GRACE, S.HOLD, S.HANDLED_BY_CLIENT},
+    S.GRACE: {S.ACTIVE, S.HOLD, S.DEACTIVATED, S.FINISHED, S.HANDLED_BY_CLIENT},
+    S.HOLD: {S.ACTIVE, S.DEACTIVATED, S.FINISHED, S.HANDLED_BY_CLIENT},
+    S.DEACTIVATED: {S.ACTIVE, S.FINISHED, S.HANDLED_BY_CLIENT},
+    S.FINISHED: set(),
+    S.HANDLED_BY_CLIENT: set(),
+}
+
+ITEM_TRANSITIONS: dict[str, set[str]] = {
+    I.ACTIVE: {I.DEACTIVATED, I.FINISHED, I.REMOVED, I.AWAITING_REINSTATE, I.HANDLED_BY_CLIENT},
+    I.AWAITING_REINSTATE: {I.ACTIVE, I.DEACTIVATED, I.FINISHED, I.REMOVED, I.HANDLED_BY_CLIENT},
+    I.DEACTIVATED: {I.ACTIVE, I.FINISHED, I.REMOVED, I.HANDLED_BY_CLIENT},
+    I.FINISHED: {I.REMOVED},
+    I.REMOVED: set(),
+    I.HANDLED_BY_CLIENT: set(),
+}
+
+
+class SubscriptionQuerySet(models.QuerySet["Subscription"]):
+    def for_client(self, client: object) -> SubscriptionQuerySet:
+        return self.filter(client=client)
+
+    def scheduled(self) -> SubscriptionQuerySet:
+        """Subscriptions the schedule may touch (never HandledByClient)."""
+        return self.exclude(status=S.HANDLED_BY_CLIENT)
+
+    def due(self, *, on: datetime) -> SubscriptionQuerySet:
+        """Active subscriptions whose billing date has come (SPEC 5.2 charges)."""
+        return self.filter(status=S.ACTIVE, next_billing_date__lte=on).filter(
+            Q(renewal_type__isnull=True) | Q(renewal_type=RenewalType.AUTOMATIC)
+        )
+
+
+class Subscription(models.Model):
+    client = models.ForeignKey(
+        "commerce.Client", on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    payment_method = models.ForeignKey(
+        "customers.PaymentMethod", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    status = models.CharField(max_length=20, choices=SubscriptionStatus.choices)
+    # Copied from the client when the row is written so that a constraint can
+    # hold "SM 1.0 -> no renewal type, SM 2.0 -> always one"; the SM migration
+    # changes both in one statement.
+    sm_version = models.CharField(max_length=3)
+    renewal_type = models.CharField(
+        max_length=10, choices=RenewalType.choices, null=True, blank=True
+    )
+    currency = models.CharField(max_length=3)
+    start_interval_months = models.PositiveIntegerField()
+    start_interval_days = models.PositiveIntegerField()
+    interval_months = models.PositiveIntegerField()
+    interval_days = models.PositiveIntegerField()
+    start_date = models.DateTimeField()
+    end_date = models.DateTimeField(null=True, blank=True)
+    anchor_date = models.DateTimeField()
+    anchor_interval_no = models.PositiveIntegerField(default=1)
+    next_billing_date = models.DateTimeField()
+    last_interval_no = models.PositiveIntegerField(default=0)
+    # When the current status began: grace and hold expiry count from here.
+    status_changed_at = models.DateTimeField()
+    # Optimistic lock: every change bumps it with a conditional UPDATE.
+    row_version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "next_billing_date"], name="sub_status_nbd_idx"),
+            models.Index(fields=["client", "status"], name="sub_client_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=SubscriptionStatus.values), name="subscription_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(sm_version="1.0", renewal_type__isnull=True)
+                | Q(sm_version="2.0", renewal_type__in=RenewalType.values),
+                name="renewal_type_matches_sm_version",
+            ),
+            models.CheckConstraint(
+                condition=(Q(interval_months__gt=0) | Q(interval_days__gt=0))
+                & (Q(start_interval_months__gt=0) | Q(start_interval_days__gt=0)),
+                name="subscription_interval_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(anchor_interval_no__gte=1), name="subscription_anchor_interval_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="New") | Q(last_interval_no=0),
+                name="new_subscription_has_no_paid_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_id
+
+    @property
+    def display_id(self) -> str:
+        return f"S{self.pk}"
+
+    @property
+    def initial_interval(self) -> Interval:
+        return Interval(self.start_interval_months, self.start_interval_days)
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.interval_months, self.interval_days)
+
+    def billing_date_of(self, interval_no: int) -> datetime:
+        """Start (billing date) of ``interval_no``, from the anchor."""
+        return interval_start(
+            anchor=self.anchor_date,
+            anchor_interval_no=self.anchor_interval_no,
+            interval_no=interval_no,
+            initial=self.initial_interval,
+            recurring=self.interval,
+        )
+
+    def rebase(self, at: datetime, *, interval_no: int) -> None:
+        """Make ``at`` the start of ``interval_no`` and recompute the next date."""
+        self.anchor_date = at
+        self.anchor_interval_no = max(interval_no, 1)
+        self.next_billing_date = self.billing_date_of(self.last_interval_no + 1)
+
+    def set_status(self, new: str, *, at: datetime) -> None:
+        """Move to ``new`` or refuse with a readable reason (no save)."""
+        if new == self.status:
+            return
+        if new not in SUBSCRIPTION_TRANSITIONS[self.status]:
+            raise TransitionNotAllowed(
+                f"A {self.get_status_display()} subscription cannot become {new}."
+            )
+        self.status = new
+        self.status_changed_at = at
+        if new in (S.DEACTIVATED, S.FINISHED):
+            self.end_date = at
+        elif new == S.ACTIVE:
+            self.end_date = None
+
+    def save_changes(self) -> None:
+        """Write this row only if nobody changed it since we read it."""
+        fields = {
+            f.attname: getattr(self, f.attname)
+            for f in self._meta.concrete_fields
+            if not f.primary_key and f.attname not in ("created_at", "row_version")
+        }
+        updated = Subscription.objects.filter(pk=self.pk, row_version=self.row_version).update(
+            row_version=self.row_version + 1, **fields
+        )
+        if updated != 1:
+            raise ConcurrentChange(
+                f"Subscription {self.display_id} was changed by someone else; nothing was changed."
+            )
+        self.row_version += 1
+
+    def snapshot(self, items: list[SubscriptionItem]) -> dict[str, Any]:
+        """The values a history entry records before and after a change."""
+        return {
+            "status": self.status,
+            "renewal_type": self.renewal_type,
+            "next_billing_date": self.next_billing_date.isoformat(),
+            "last_interval_no": self.last_interval_no,
+            "items": {str(i.running_no): i.status for i in items},
+        }
+
+
+class SubscriptionItem(models.Model):
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="items")
+    running_no = models.PositiveIntegerField()
+    product = models.ForeignKey("commerce.Product", on_delete=models.PROTECT)
+    status = models.CharField(max_length=20, choices=ItemStatus.choices)
+    version = models.PositiveIntegerField(default=1)
+    quantity = models.PositiveIntegerField(default=1)
+    # Unit price in the subscription's currency (one currency per subscription).
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    recurrence_count = models.PositiveIntegerField(null=True, blank=True)
+    last_interval_no = models.PositiveIntegerField(default=0)
+    start_date = models.DateTimeField()
+    end_date = models.DateTimeField(null=True, blank=True)
+    deactivation_date = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["running_no"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "running_no"], name="item_running_no_unique"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ItemStatus.values), name="item_status_valid"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="item_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="item_price_not_negative"),
+            models.CheckConstraint(condition=Q(running_no__gte=1), name="item_running_no_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}/{self.running_no} {self.product_id}"
+
+    def amount(self, currency: str) -> Money:
+        return Money(self.unit_price * self.quantity, currency)
+
+    @property
+    def billing_events_done(self) -> bool:
+        return self.recurrence_count is not None and self.last_interval_no >= self.recurrence_count
+
+    def set_status(self, new: str, *, at: datetime) -> None:
+        if new == self.status:
+            return
+        if new not in ITEM_TRANSITIONS[self.status]:
+            raise TransitionNotAllowed(
+                f"Item {self.running_no} is {self.get_status_display()} and cannot become {new}."
+            )
+        self.status = new
+        if new in (I.DEACTIVATED, I.AWAITING_REINSTATE):
+            self.deactivation_date = at
+        elif new in (I.FINISHED, I.REMOVED):
+            self.end_date = at
+        elif new == I.ACTIVE:
+            self.deactivation_date = None
+            self.end_date = None
+
+
+class HistoryEntry(models.Model):
+    """Append-only: entries are never edited or deleted (SPEC 8)."""
+
+    class ActorKind(models.TextChoices):
+        STAFF = "staff", "Staff user"
+        API = "api", "API credential"
+        CUSTOMER = "customer", "Customer"
+        SYSTEM = "system", "System"
+
+    client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="history"
+    )
+    created_at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_label = models.CharField(max_length=200)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    event_code = models.CharField(max_length=20)
+    summary = models.TextField()
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "history entries"
+
+    def __str__(self) -> str:
+        return f"{self.event_code}: {self.summary}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TransitionNotAllowed("History entries are never edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TransitionNotAllowed("History entries are never deleted.")
+
+
+def item_total(items: list[SubscriptionItem], currency: str) -> Money:
+    total = Money(Decimal("0"), currency)
+    for item in items:
+        total = total + item.amount(currency)
+    return total

@@ -1,0 +1,59 @@
+"""The lifecycle services: the only way subscriptions change.
+
+The back office, the API, the portal, admin actions, management commands and
+Celery tasks all call these. Each runs in one transaction together with its
+history entry and outbox notification, and refuses an event that the current
+state does not allow with a ``DomainError`` carrying a readable reason.
+"""
+
+from .billing import (
+    ChargeOutcome,
+    advance_dunning,
+    chargeback,
+    charge_next_interval,
+    mark_purchase_paid,
+    pay_overdue,
+    refund,
+    renew_due,
+    renew_early,
+)
+from .changes import (
+    add_note,
+    await_reinstate,
+    change_next_billing_date,
+    deactivate_items,
+    hand_over_to_client,
+    reinstate_items,
+    remove_item,
+    switch_renewal_type,
+)
+from .common import SYSTEM, Actor
+from .signup import CardInput, CustomerInput, InvoiceInput, Line, SignUpResult, sign_up
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "CardInput",
+    "ChargeOutcome",
+    "CustomerInput",
+    "InvoiceInput",
+    "Line",
+    "SignUpResult",
+    "add_note",
+    "advance_dunning",
+    "await_reinstate",
+    "change_next_billing_date",
+    "charge_next_interval",
+    "chargeback",
+    "deactivate_items",
+    "hand_over_to_client",
+    "mark_purchase_paid",
+    "pay_overdue",
+    "refund",
+    "reinstate_items",
+    "remove_item",
+    "renew_due",
+    "renew_early",
+    "sign_up",
+    "switch_renewal_type",
+]
