@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from commerce.gateway import CARD_APPROVED
+from subscriptions import services
+from subscriptions.models import Subscription
+from tests.factories import ClientFactory, ProductFactory
+
+T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+STAFF = services.SYSTEM
+
+
+@pytest.fixture(autouse=True)
+def clock(time_machine):
+    """Every test starts at T0 (31 January 2026, 12:00 UTC) unless it travels."""
+    time_machine.move_to(T0, tick=True)
+    return time_machine
+
+
+@pytest.fixture
+def sm1(db):
+    return ClientFactory(sm_version="1.0", name="Classic Vendor")
+
+
+@pytest.fixture
+def sm2(db):
+    return ClientFactory(sm_version="2.0", name="Modern Vendor")
+
+
+@pytest.fixture
+def monthly(sm2):
+    return ProductFactory(client=sm2, name="Pro monthly", price=Decimal("10.00"))
+
+
+def card(number: str = CARD_APPROVED) -> services.CardInput:
+    return services.CardInput(number=number, expiry_month=12, expiry_year=2099)
+
+
+def sign_up(client, *products, number: str = CARD_APPROVED, auto: bool = True,
+            at: datetime = T0, email: str = "buyer@example.com", invoice: bool = False,
+            quantity: int = 1) -> services.SignUpResult:
+    payment = services.InvoiceInput() if invoice else card(number)
+    return services.sign_up(
+        client=client,
+        customer=services.CustomerInput(email=email, first_name="Bo", last_name="Buyer"),
+        lines=[services.Line(p, quantity) for p in products],
+        payment=payment,
+        confirm_auto_renewal=auto,
+        actor=STAFF,
+        at=at,
+    )
+
+
+def subscribe(client, *products, **kwargs) -> Subscription:
+    result = sign_up(client, *products, **kwargs)
+    assert result.subscriptions, result.message
+    return result.subscriptions[0]
+
+
+def fresh(sub: Subscription) -> Subscription:
+    return Subscription.objects.get(pk=sub.pk)
+
+
+def item_statuses(sub: Subscription) -> list[str]:
+    return list(sub.items.order_by("running_no").values_list("status", flat=True))
+
+
+def notification_types(sub: Subscription) -> list[str]:
+    return list(sub.notifications.order_by("created_at", "type").values_list("type", flat=True))
+
+
+def history_codes(sub: Subscription) -> list[str]:
+    return list(sub.history.order_by("created_at", "id").values_list("event_code", flat=True))
+
+
+@pytest.fixture
+def needs_postgres(db):
+    """Row locks only exist on PostgreSQL. Locally on SQLite these tests are
+    skipped; in CI (CI=true) PostgreSQL is required and missing it fails."""
+    if connection.vendor != "postgresql":
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run against PostgreSQL (DATABASE_URL is not PostgreSQL)")
+        pytest.skip("needs PostgreSQL (set DATABASE_URL); runs in CI")
