@@ -67,6 +67,8 @@ class TestGateway:
     """A real gateway component with a ledger (``GatewayCharge``), answering by
     test card number, with optional latency (``TEST_GATEWAY_LATENCY_MS``)."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     def __init__(self, latency_ms: int | None = None) -> None:
         self.latency_ms = settings.TEST_GATEWAY_LATENCY_MS if latency_ms is None else latency_ms
 

@@ -1,0 +1,65 @@
+from decimal import Decimal
+
+import pytest
+
+from commerce.gateway import (
+    CARD_APPROVED,
+    CARD_DECLINED,
+    CARD_DECLINES_AFTER_FIRST,
+    CARD_TRANSIENT_ERROR,
+    Outcome,
+    TestGateway,
+    get_gateway,
+)
+from commerce.models import GatewayCharge
+from customers.models import PaymentMethod
+from tests.factories import CustomerFactory
+
+
+def card(number):
+    return PaymentMethod.objects.create(customer=CustomerFactory(), kind="card", card_number=number,
+                                        expiry_month=1, expiry_year=2099)
+
+
+@pytest.mark.parametrize("number, outcome", [
+    (CARD_APPROVED, Outcome.APPROVED),
+    (CARD_DECLINED, Outcome.DECLINED),
+    (CARD_TRANSIENT_ERROR, Outcome.ERROR),
+    ("5555555555554444", Outcome.DECLINED),
+])
+def test_test_cards_answer_by_number(db, number, outcome):
+    assert TestGateway().charge(Decimal("5"), "EUR", card(number), "k1").outcome == outcome
+
+
+def test_0341_is_approved_once_then_declined(db):
+    method = card(CARD_DECLINES_AFTER_FIRST)
+    gateway = TestGateway()
+    assert gateway.charge(Decimal("5"), "EUR", method, "a").outcome == Outcome.APPROVED
+    assert gateway.charge(Decimal("5"), "EUR", method, "b").outcome == Outcome.DECLINED
+    other = card(CARD_DECLINES_AFTER_FIRST)
+    assert gateway.charge(Decimal("5"), "EUR", other, "c").outcome == Outcome.APPROVED
+
+
+def test_same_idempotency_key_charges_once_and_replays_the_answer(db):
+    method = card(CARD_APPROVED)
+    first = TestGateway().charge(Decimal("5"), "EUR", method, "same")
+    second = TestGateway().charge(Decimal("5"), "EUR", method, "same")
+    assert first == second
+    assert GatewayCharge.objects.count() == 1
+
+
+def test_transient_errors_leave_no_ledger_row(db):
+    TestGateway().charge(Decimal("5"), "EUR", card(CARD_TRANSIENT_ERROR), "t")
+    assert not GatewayCharge.objects.exists()
+
+
+def test_invoice_methods_are_never_charged(db):
+    method = PaymentMethod.objects.create(customer=CustomerFactory(), kind="invoice")
+    assert TestGateway().charge(Decimal("5"), "EUR", method, "i").outcome == Outcome.DECLINED
+    assert not GatewayCharge.objects.exists()
+
+
+def test_latency_setting_is_read_from_settings(settings):
+    settings.TEST_GATEWAY_LATENCY_MS = 100
+    assert TestGateway().latency_ms == 100
+    assert isinstance(get_gateway(), TestGateway)
