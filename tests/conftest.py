@@ -80,7 +80,7 @@ def history_codes(sub: Subscription) -> list[str]:
 
 
 @pytest.fixture
-def needs_postgres(db):
+def needs_postgres():
     """Row locks only exist on PostgreSQL. Locally on SQLite these tests are
     skipped; in CI (CI=true) PostgreSQL is required and missing it fails."""
     if connection.vendor != "postgresql":
