@@ -17,6 +17,11 @@ STAFF = services.SYSTEM
 
 
 @pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def clock(time_machine):
     """Every test starts at T0 (31 January 2026, 12:00 UTC) unless it travels."""
     time_machine.move_to(T0, tick=True)
