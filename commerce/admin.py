@@ -52,6 +52,9 @@ class PurchaseAdmin(admin.ModelAdmin):
     inlines = [PurchaseItemInline]
     date_hierarchy = "created_at"
 
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
 
 @admin.register(OutboxNotification)
 class OutboxNotificationAdmin(admin.ModelAdmin):

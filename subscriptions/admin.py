@@ -56,6 +56,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
             term = term[1:]
         return super().get_search_results(request, queryset, term)
 
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # a deleted subscription would lose its history
+
     @admin.action(description="Hand billing over to the client")
     def hand_over(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         actor = services.Actor.staff(request.user)  # type: ignore[arg-type]
