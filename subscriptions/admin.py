@@ -42,10 +42,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_filter = ("client", "status", "renewal_type", "sm_version")
     search_fields = ("=id", "customer__email", "customer__last_name")
     list_select_related = ("client", "customer")
-    raw_id_fields = ("customer", "payment_method")
-    readonly_fields = ("status", "renewal_type", "sm_version", "last_interval_no",
-                       "next_billing_date", "anchor_date", "anchor_interval_no",
-                       "status_changed_at", "row_version", "end_date")
+    # Read-only: a hand edit would skip history and notifications. Changes go
+    # through the lifecycle services (the actions, the back office, the API).
+    readonly_fields = tuple(
+        f.name for f in Subscription._meta.concrete_fields if not f.primary_key
+    )
     inlines = [SubscriptionItemInline, HistoryInline]
     actions = ["hand_over"]
 

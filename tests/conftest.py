@@ -43,6 +43,18 @@ def monthly(sm2):
     return ProductFactory(client=sm2, name="Pro monthly", price=Decimal("10.00"))
 
 
+@pytest.fixture(params=["1.0", "2.0"], ids=["sm1", "sm2"])
+def vendor(request, sm1, sm2):
+    """Runs the test once for an SM 1.0 and once for an SM 2.0 client."""
+    return sm1 if request.param == "1.0" else sm2
+
+
+@pytest.fixture
+def plan(vendor):
+    """A monthly, automatically renewing product of ``vendor``."""
+    return ProductFactory(client=vendor, name="Pro monthly", price=Decimal("10.00"))
+
+
 def card(number: str = CARD_APPROVED) -> services.CardInput:
     return services.CardInput(number=number, expiry_month=12, expiry_year=2099)
 

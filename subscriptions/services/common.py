@@ -139,7 +139,7 @@ def record(
         staff_user=actor.user if actor.kind == HistoryEntry.ActorKind.STAFF else None,
         event_code=event_code,
         summary=summary,
-        before={k: locked.before.get(k) for k in changed},
+        before={k: locked.before[k] for k in changed if k in locked.before},
         after={k: after[k] for k in changed},
     )
     if notification:

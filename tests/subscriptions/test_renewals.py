@@ -33,8 +33,8 @@ def renewals(sub):
     return Purchase.objects.filter(subscription=sub, category="renewal")
 
 
-def test_renewal_charges_active_items_and_advances_from_the_anchor(sm2, monthly):
-    sub = subscribe(sm2, monthly, quantity=3)
+def test_renewal_charges_active_items_and_advances_from_the_anchor(vendor, plan):
+    sub = subscribe(vendor, plan, quantity=3)
     assert services.renew_due(subscription=sub, at=FEB28) == "charged"
     sub = fresh(sub)
     assert (sub.status, sub.last_interval_no, sub.next_billing_date) == ("Active", 2, MAR31)
@@ -45,9 +45,9 @@ def test_renewal_charges_active_items_and_advances_from_the_anchor(sm2, monthly)
     assert list(sub.items.values_list("last_interval_no", flat=True)) == [2]
 
 
-def test_renewal_bills_only_active_items_at_their_current_price(sm2, monthly):
-    extra = ProductFactory(client=sm2, price=Decimal("4.00"))
-    sub = subscribe(sm2, monthly, extra)
+def test_renewal_bills_only_active_items_at_their_current_price(vendor, plan):
+    extra = ProductFactory(client=vendor, price=Decimal("4.00"))
+    sub = subscribe(vendor, plan, extra)
     services.deactivate_items(subscription=sub, running_nos=[1], actor=STAFF, at=T0)
     services.renew_due(subscription=sub, at=FEB28)
     purchase = renewals(sub).get()
@@ -55,14 +55,14 @@ def test_renewal_bills_only_active_items_at_their_current_price(sm2, monthly):
     assert list(purchase.items.values_list("subscription_item__running_no", flat=True)) == [2]
 
 
-def test_renewal_is_not_due_before_the_billing_date(sm2, monthly):
-    sub = subscribe(sm2, monthly)
+def test_renewal_is_not_due_before_the_billing_date(vendor, plan):
+    sub = subscribe(vendor, plan)
     assert services.renew_due(subscription=sub, at=FEB28 - timedelta(seconds=1)) == "skipped"
     assert not renewals(sub).exists()
 
 
-def test_running_the_renewal_twice_charges_once(sm2, monthly):
-    sub = subscribe(sm2, monthly)
+def test_running_the_renewal_twice_charges_once(vendor, plan):
+    sub = subscribe(vendor, plan)
     assert services.renew_due(subscription=sub, at=FEB28) == "charged"
     assert services.renew_due(subscription=sub, at=FEB28) == "skipped"
     assert renewals(sub).count() == 1
@@ -70,10 +70,10 @@ def test_running_the_renewal_twice_charges_once(sm2, monthly):
 
 
 def test_crash_after_the_charge_is_finished_by_the_retry_without_a_second_charge(
-        sm2, monthly, monkeypatch):
+        vendor, plan, monkeypatch):
     from subscriptions.services import billing
 
-    sub = subscribe(sm2, monthly)
+    sub = subscribe(vendor, plan)
     real = billing.apply_paid_renewal
 
     def crash(*args, **kwargs):
@@ -89,8 +89,8 @@ def test_crash_after_the_charge_is_finished_by_the_retry_without_a_second_charge
     assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 1
 
 
-def test_declined_renewal_puts_the_subscription_on_grace(sm2, monthly):
-    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+def test_declined_renewal_puts_the_subscription_on_grace(vendor, plan):
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
     assert services.renew_due(subscription=sub, at=FEB28) == "declined"
     sub = fresh(sub)
     assert (sub.status, item_statuses(sub), sub.last_interval_no) == ("Grace", ["Active"], 1)
@@ -98,26 +98,26 @@ def test_declined_renewal_puts_the_subscription_on_grace(sm2, monthly):
     assert renewals(sub).get().status == "declined"
 
 
-def test_zero_grace_days_go_straight_to_hold(monthly, sm2):
-    sm2.grace_period_days = 0
-    sm2.save()
-    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+def test_zero_grace_days_go_straight_to_hold(vendor, plan):
+    vendor.grace_period_days = 0
+    vendor.save()
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
     services.renew_due(subscription=sub, at=FEB28)
     assert fresh(sub).status == "Hold"
     assert notification_types(sub)[-1] == "RecurringBillingOnHoldNotification"
 
 
-def test_zero_grace_and_hold_days_go_straight_to_deactivated(monthly, sm2):
-    sm2.grace_period_days = sm2.hold_days = 0
-    sm2.save()
-    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+def test_zero_grace_and_hold_days_go_straight_to_deactivated(vendor, plan):
+    vendor.grace_period_days = vendor.hold_days = 0
+    vendor.save()
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
     services.renew_due(subscription=sub, at=FEB28)
     assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["Deactivated"])
     assert notification_types(sub)[-1] == "RecurringBillingCanceledNotification"
 
 
-def test_grace_then_hold_then_deactivated_as_days_pass(sm2, monthly):
-    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+def test_grace_then_hold_then_deactivated_as_days_pass(vendor, plan):
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
     services.renew_due(subscription=sub, at=FEB28)
     assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=6)) is None
     assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=7)) == "Hold"
@@ -131,8 +131,8 @@ def test_grace_then_hold_then_deactivated_as_days_pass(sm2, monthly):
 
 
 @pytest.mark.parametrize("days_late, status", [(3, "Grace"), (9, "Hold")])
-def test_late_payment_reactivates_and_rebases_on_the_payment_date(sm2, monthly, days_late, status):
-    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+def test_late_payment_reactivates_and_rebases_on_the_payment_date(vendor, plan, days_late, status):
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
     services.renew_due(subscription=sub, at=FEB28)
     if status == "Hold":
         services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=7))
@@ -147,8 +147,8 @@ def test_late_payment_reactivates_and_rebases_on_the_payment_date(sm2, monthly, 
     assert history_codes(sub)[-1] == "renewed"
 
 
-def test_transient_gateway_error_is_not_a_decline(sm2, monthly):
-    sub = subscribe(sm2, monthly)
+def test_transient_gateway_error_is_not_a_decline(vendor, plan):
+    sub = subscribe(vendor, plan)
     sub.payment_method.card_number = CARD_TRANSIENT_ERROR
     sub.payment_method.save()
     assert services.renew_due(subscription=fresh(sub), at=FEB28) == "error"
@@ -156,9 +156,9 @@ def test_transient_gateway_error_is_not_a_decline(sm2, monthly):
     assert renewals(sub).get().status == "failed"
 
 
-def test_last_billing_event_finishes_the_subscription(sm2):
-    three_times = ProductFactory(client=sm2, recurrence_count=2)
-    sub = subscribe(sm2, three_times)
+def test_last_billing_event_finishes_the_subscription(vendor):
+    two_events = ProductFactory(client=vendor, recurrence_count=2)
+    sub = subscribe(vendor, two_events)
     assert services.renew_due(subscription=sub, at=FEB28) == "charged"
     assert services.renew_due(subscription=sub, at=MAR31) == "finished"
     assert (fresh(sub).status, item_statuses(sub)) == ("Finished", ["Finished"])
@@ -166,16 +166,16 @@ def test_last_billing_event_finishes_the_subscription(sm2):
     assert notification_types(sub)[-1] == "RecurringBillingCanceledNotification"
 
 
-def test_an_item_at_its_last_billing_event_finishes_while_the_other_renews(sm2, monthly):
-    once = ProductFactory(client=sm2, recurrence_count=1, price=Decimal("99"))
-    sub = subscribe(sm2, monthly, once)
+def test_an_item_at_its_last_billing_event_finishes_while_the_other_renews(vendor, plan):
+    once = ProductFactory(client=vendor, recurrence_count=1, price=Decimal("99"))
+    sub = subscribe(vendor, plan, once)
     assert services.renew_due(subscription=sub, at=FEB28) == "charged"
     assert (fresh(sub).status, item_statuses(sub)) == ("Active", ["Active", "Finished"])
     assert renewals(sub).get().total == Decimal("10.00")
 
 
-def test_handled_by_client_is_never_touched_by_the_schedule(sm2, monthly):
-    sub = subscribe(sm2, monthly)
+def test_handled_by_client_is_never_touched_by_the_schedule(vendor, plan):
+    sub = subscribe(vendor, plan)
     services.hand_over_to_client(subscription=sub, actor=STAFF, at=T0)
     assert services.renew_due(subscription=sub, at=FEB28) == "skipped"
     assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=60)) is None
@@ -233,16 +233,16 @@ def test_sm2_manual_is_not_charged_at_the_billing_date_and_enters_grace(sm2, mon
     assert (outcome.status, sub.status, sub.renewal_type) == ("Success", "Active", "Manual")
 
 
-def test_pay_overdue_is_refused_when_nothing_is_overdue(sm2, monthly):
-    sub = subscribe(sm2, monthly)
+def test_pay_overdue_is_refused_when_nothing_is_overdue(vendor, plan):
+    sub = subscribe(vendor, plan)
     with pytest.raises(TransitionNotAllowed, match="Grace or Hold"):
         services.pay_overdue(subscription=sub, actor=STAFF)
 
 
 # --- offline payment -------------------------------------------------------------
 
-def test_mark_as_paid_activates_a_new_offline_subscription(sm2, monthly):
-    result = sign_up(sm2, monthly, invoice=True)
+def test_mark_as_paid_activates_a_new_offline_subscription(vendor, plan):
+    result = sign_up(vendor, plan, invoice=True)
     paid_at = T0 + timedelta(days=3)
     services.mark_purchase_paid(purchase=result.purchase, actor=STAFF, at=paid_at)
     sub = fresh(result.subscriptions[0])
@@ -252,8 +252,8 @@ def test_mark_as_paid_activates_a_new_offline_subscription(sm2, monthly):
     assert history_codes(sub) == ["new", "new"]
 
 
-def test_mark_as_paid_twice_is_refused(sm2, monthly):
-    result = sign_up(sm2, monthly, invoice=True)
+def test_mark_as_paid_twice_is_refused(vendor, plan):
+    result = sign_up(vendor, plan, invoice=True)
     services.mark_purchase_paid(purchase=result.purchase, actor=STAFF)
     with pytest.raises(TransitionNotAllowed, match="not an unpaid invoice"):
         services.mark_purchase_paid(purchase=result.purchase, actor=STAFF)
@@ -267,8 +267,8 @@ def test_sm1_manual_product_paid_by_invoice_then_awaits_reinstate(sm1):
     assert (sub.status, item_statuses(sub)) == ("Deactivated", ["AwaitingReinstate"])
 
 
-def test_invoice_renewal_waits_for_mark_as_paid_and_keeps_the_schedule(sm2, monthly):
-    result = sign_up(sm2, monthly, invoice=True)
+def test_invoice_renewal_waits_for_mark_as_paid_and_keeps_the_schedule(vendor, plan):
+    result = sign_up(vendor, plan, invoice=True)
     services.mark_purchase_paid(purchase=result.purchase, actor=STAFF, at=T0)
     sub = result.subscriptions[0]
     assert services.renew_due(subscription=sub, at=FEB28) == "invoiced"
@@ -279,8 +279,8 @@ def test_invoice_renewal_waits_for_mark_as_paid_and_keeps_the_schedule(sm2, mont
     assert (sub.status, sub.last_interval_no, sub.next_billing_date) == ("Active", 2, MAR31)
 
 
-def test_one_client_settings_do_not_leak_to_another(monthly, sm2):
+def test_one_client_settings_do_not_leak_to_another(vendor, plan):
     other = ClientFactory(grace_period_days=0, hold_days=0)
-    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
     services.renew_due(subscription=sub, at=FEB28)
     assert fresh(sub).status == "Grace" and other.grace_period_days == 0
