@@ -29,6 +29,8 @@ run: install
 
 test: install-dev
 	bash scripts/ensure-chromium
+	$(BIN)/ruff check .
+	$(BIN)/mypy commerce customers subscriptions
 	$(BIN)/pytest
 
 lint: install-dev

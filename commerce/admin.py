@@ -2,12 +2,28 @@
 
 from django.contrib import admin
 
-from .models import Client, GatewayCharge, OutboxNotification, Product, Purchase, PurchaseItem, StaffMembership
+from .models import (
+    Client,
+    GatewayCharge,
+    OutboxNotification,
+    Product,
+    Purchase,
+    PurchaseItem,
+    StaffMembership,
+)
 
 
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "slug", "sm_version", "grace_period_days", "hold_days", "vat_rate")
+    list_display = (
+        "id",
+        "name",
+        "slug",
+        "sm_version",
+        "grace_period_days",
+        "hold_days",
+        "vat_rate",
+    )
     list_filter = ("sm_version",)
     search_fields = ("=id", "name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -23,8 +39,18 @@ class StaffMembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "client", "price", "currency", "interval_months",
-                    "interval_days", "renewal_mode", "is_one_time_rebilling", "recurrence_count")
+    list_display = (
+        "id",
+        "name",
+        "client",
+        "price",
+        "currency",
+        "interval_months",
+        "interval_days",
+        "renewal_mode",
+        "is_one_time_rebilling",
+        "recurrence_count",
+    )
     list_filter = ("client", "renewal_mode", "is_subscription", "currency")
     search_fields = ("=id", "name")
     list_select_related = ("client",)
@@ -34,8 +60,15 @@ class PurchaseItemInline(admin.TabularInline):
     model = PurchaseItem
     extra = 0
     can_delete = False
-    readonly_fields = ("running_no", "product", "quantity", "unit_price", "amount",
-                       "subscription_item", "interval_no")
+    readonly_fields = (
+        "running_no",
+        "product",
+        "quantity",
+        "unit_price",
+        "amount",
+        "subscription_item",
+        "interval_no",
+    )
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -43,8 +76,18 @@ class PurchaseItemInline(admin.TabularInline):
 
 @admin.register(Purchase)
 class PurchaseAdmin(admin.ModelAdmin):
-    list_display = ("id", "client", "customer", "category", "status", "total", "currency",
-                    "subscription", "interval_no", "created_at")
+    list_display = (
+        "id",
+        "client",
+        "customer",
+        "category",
+        "status",
+        "total",
+        "currency",
+        "subscription",
+        "interval_no",
+        "created_at",
+    )
     list_filter = ("client", "status", "category")
     search_fields = ("=id", "=subscription__id", "customer__email")
     list_select_related = ("client", "customer", "subscription")
@@ -58,13 +101,30 @@ class PurchaseAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxNotification)
 class OutboxNotificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "client", "type", "subscription", "purchase", "created_at", "delivered_at")
+    list_display = (
+        "id",
+        "client",
+        "type",
+        "subscription",
+        "purchase",
+        "created_at",
+        "delivered_at",
+    )
     list_filter = ("client", "type", ("delivered_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "=subscription__id", "=purchase__id")
     list_select_related = ("client",)
     raw_id_fields = ("subscription", "purchase")
-    readonly_fields = ("id", "client", "type", "payload", "subscription", "purchase",
-                       "generate_mail", "created_at", "delivered_at")
+    readonly_fields = (
+        "id",
+        "client",
+        "type",
+        "payload",
+        "subscription",
+        "purchase",
+        "generate_mail",
+        "created_at",
+        "delivered_at",
+    )
 
 
 @admin.register(GatewayCharge)

@@ -85,7 +85,9 @@ class TestGateway:
         if previous is not None:
             return _result(previous)
         if payment_method.kind != PaymentMethod.Kind.CARD:
-            return ChargeResult(Outcome.DECLINED, message="Offline payment methods are not charged.")
+            return ChargeResult(
+                Outcome.DECLINED, message="Offline payment methods are not charged."
+            )
         result = self._decide(payment_method)
         if result.outcome == Outcome.ERROR:
             return result  # nothing happened at the processor; a retry may succeed

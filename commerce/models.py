@@ -28,7 +28,9 @@ class Client(models.Model):
     # Days of grace on which a declined renewal is retried (SPEC 5.2 Decision).
     dunning_retry_days = models.JSONField(default=list, blank=True)
     vat_rate = models.DecimalField(
-        max_digits=5, decimal_places=2, default=Decimal("0"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
         help_text="Percent, e.g. 19.00",
     )
@@ -192,8 +194,13 @@ class Purchase(models.Model):
             models.CheckConstraint(
                 condition=Q(
                     status__in=[
-                        "pending", "paid", "declined", "failed",
-                        "refunded", "partially_refunded", "chargeback",
+                        "pending",
+                        "paid",
+                        "declined",
+                        "failed",
+                        "refunded",
+                        "partially_refunded",
+                        "chargeback",
                     ]
                 ),
                 name="purchase_status_valid",
@@ -249,6 +256,9 @@ class PurchaseItem(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="purchase_item_qty_positive"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.purchase_id}/{self.running_no}"
+
 
 class GatewayCharge(models.Model):
     """The built-in test gateway's own ledger: one row per idempotency key, so a
@@ -264,6 +274,9 @@ class GatewayCharge(models.Model):
     reference = models.CharField(max_length=64)
     message = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.idempotency_key
 
 
 class OutboxNotification(models.Model):

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+if TYPE_CHECKING:
+    from commerce.models import Client
+
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
-    def for_client(self, client: object) -> CustomerQuerySet:
+    def for_client(self, client: Client) -> CustomerQuerySet:
         return self.filter(client=client)
 
 
 class Customer(models.Model):
-    client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE, related_name="customers")
+    client = models.ForeignKey(
+        "commerce.Client", on_delete=models.CASCADE, related_name="customers"
+    )
     email = models.EmailField()
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)

@@ -15,8 +15,17 @@ class SubscriptionItemInline(admin.TabularInline):
     model = SubscriptionItem
     extra = 0
     can_delete = False
-    fields = ("running_no", "product", "status", "quantity", "unit_price", "version",
-              "last_interval_no", "recurrence_count", "deactivation_date")
+    fields = (
+        "running_no",
+        "product",
+        "status",
+        "quantity",
+        "unit_price",
+        "version",
+        "last_interval_no",
+        "recurrence_count",
+        "deactivation_date",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
@@ -37,16 +46,22 @@ class HistoryInline(admin.TabularInline):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("display_id", "client", "customer", "status", "renewal_type",
-                    "next_billing_date", "last_interval_no", "currency")
+    list_display = (
+        "display_id",
+        "client",
+        "customer",
+        "status",
+        "renewal_type",
+        "next_billing_date",
+        "last_interval_no",
+        "currency",
+    )
     list_filter = ("client", "status", "renewal_type", "sm_version")
     search_fields = ("=id", "customer__email", "customer__last_name")
     list_select_related = ("client", "customer")
     # Read-only: a hand edit would skip history and notifications. Changes go
     # through the lifecycle services (the actions, the back office, the API).
-    readonly_fields = tuple(
-        f.name for f in Subscription._meta.concrete_fields if not f.primary_key
-    )
+    readonly_fields = tuple(f.name for f in Subscription._meta.concrete_fields if not f.primary_key)
     inlines = [SubscriptionItemInline, HistoryInline]
     actions = ["hand_over"]
 
@@ -72,8 +87,15 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(HistoryEntry)
 class HistoryEntryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "subscription", "client", "actor_kind", "actor_label",
-                    "event_code", "summary")
+    list_display = (
+        "created_at",
+        "subscription",
+        "client",
+        "actor_kind",
+        "actor_label",
+        "event_code",
+        "summary",
+    )
     list_filter = ("client", "event_code", "actor_kind")
     search_fields = ("=subscription__id", "actor_label", "summary")
     list_select_related = ("client", "subscription")

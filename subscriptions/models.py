@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -19,6 +19,9 @@ from commerce.money import Money
 
 from .dates import Interval, interval_start
 from .errors import ConcurrentChange, TransitionNotAllowed
+
+if TYPE_CHECKING:
+    from commerce.models import Client
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -45,7 +48,7 @@ class RenewalType(models.TextChoices):
     MANUAL = "Manual"
 
 
-S, I = SubscriptionStatus, ItemStatus
+S, IS = SubscriptionStatus, ItemStatus
 
 SUBSCRIPTION_TRANSITIONS: dict[str, set[str]] = {
     S.NEW: {S.ACTIVE, S.DEACTIVATED, S.FINISHED, S.HANDLED_BY_CLIENT},
@@ -58,17 +61,29 @@ SUBSCRIPTION_TRANSITIONS: dict[str, set[str]] = {
 }
 
 ITEM_TRANSITIONS: dict[str, set[str]] = {
-    I.ACTIVE: {I.DEACTIVATED, I.FINISHED, I.REMOVED, I.AWAITING_REINSTATE, I.HANDLED_BY_CLIENT},
-    I.AWAITING_REINSTATE: {I.ACTIVE, I.DEACTIVATED, I.FINISHED, I.REMOVED, I.HANDLED_BY_CLIENT},
-    I.DEACTIVATED: {I.ACTIVE, I.FINISHED, I.REMOVED, I.HANDLED_BY_CLIENT},
-    I.FINISHED: {I.REMOVED},
-    I.REMOVED: set(),
-    I.HANDLED_BY_CLIENT: set(),
+    IS.ACTIVE: {
+        IS.DEACTIVATED,
+        IS.FINISHED,
+        IS.REMOVED,
+        IS.AWAITING_REINSTATE,
+        IS.HANDLED_BY_CLIENT,
+    },
+    IS.AWAITING_REINSTATE: {
+        IS.ACTIVE,
+        IS.DEACTIVATED,
+        IS.FINISHED,
+        IS.REMOVED,
+        IS.HANDLED_BY_CLIENT,
+    },
+    IS.DEACTIVATED: {IS.ACTIVE, IS.FINISHED, IS.REMOVED, IS.HANDLED_BY_CLIENT},
+    IS.FINISHED: {IS.REMOVED},
+    IS.REMOVED: set(),
+    IS.HANDLED_BY_CLIENT: set(),
 }
 
 
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
-    def for_client(self, client: object) -> SubscriptionQuerySet:
+    def for_client(self, client: Client) -> SubscriptionQuerySet:
         return self.filter(client=client)
 
     def scheduled(self) -> SubscriptionQuerySet:
@@ -97,7 +112,7 @@ class Subscription(models.Model):
     # hold "SM 1.0 -> no renewal type, SM 2.0 -> always one"; the SM migration
     # changes both in one statement.
     sm_version = models.CharField(max_length=3)
-    renewal_type = models.CharField(
+    renewal_type = models.CharField(  # noqa: DJ001 - SPEC 2: null means SM 1.0
         max_length=10, choices=RenewalType.choices, null=True, blank=True
     )
     currency = models.CharField(max_length=3)
@@ -242,7 +257,9 @@ class SubscriptionItem(models.Model):
             models.UniqueConstraint(
                 fields=["subscription", "running_no"], name="item_running_no_unique"
             ),
-            models.CheckConstraint(condition=Q(status__in=ItemStatus.values), name="item_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=ItemStatus.values), name="item_status_valid"
+            ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="item_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="item_price_not_negative"),
             models.CheckConstraint(condition=Q(running_no__gte=1), name="item_running_no_positive"),
@@ -266,11 +283,11 @@ class SubscriptionItem(models.Model):
                 f"Item {self.running_no} is {self.get_status_display()} and cannot become {new}."
             )
         self.status = new
-        if new in (I.DEACTIVATED, I.AWAITING_REINSTATE):
+        if new in (IS.DEACTIVATED, IS.AWAITING_REINSTATE):
             self.deactivation_date = at
-        elif new in (I.FINISHED, I.REMOVED):
+        elif new in (IS.FINISHED, IS.REMOVED):
             self.end_date = at
-        elif new == I.ACTIVE:
+        elif new == IS.ACTIVE:
             self.deactivation_date = None
             self.end_date = None
 
@@ -285,9 +302,7 @@ class HistoryEntry(models.Model):
         SYSTEM = "system", "System"
 
     client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE)
-    subscription = models.ForeignKey(
-        Subscription, on_delete=models.CASCADE, related_name="history"
-    )
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="history")
     created_at = models.DateTimeField(db_index=True)
     actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
     actor_label = models.CharField(max_length=200)

@@ -86,8 +86,9 @@ def purchase_payload(
     }
 
 
-def queue(purchase: Purchase, notification: str, payload: dict[str, Any], *,
-          generate_mail: bool = True) -> OutboxNotification:
+def queue(
+    purchase: Purchase, notification: str, payload: dict[str, Any], *, generate_mail: bool = True
+) -> OutboxNotification:
     """Outbox row for a purchase-level event (sign-up, declines, refunds)."""
     return OutboxNotification.objects.create(
         client_id=purchase.client_id,

@@ -16,6 +16,15 @@ T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 STAFF = services.SYSTEM
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Live-server and worker threads close their connections when done, so
+    the test database can be dropped at the end."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -59,9 +68,16 @@ def card(number: str = CARD_APPROVED) -> services.CardInput:
     return services.CardInput(number=number, expiry_month=12, expiry_year=2099)
 
 
-def sign_up(client, *products, number: str = CARD_APPROVED, auto: bool = True,
-            at: datetime = T0, email: str = "buyer@example.com", invoice: bool = False,
-            quantity: int = 1) -> services.SignUpResult:
+def sign_up(
+    client,
+    *products,
+    number: str = CARD_APPROVED,
+    auto: bool = True,
+    at: datetime = T0,
+    email: str = "buyer@example.com",
+    invoice: bool = False,
+    quantity: int = 1,
+) -> services.SignUpResult:
     payment = services.InvoiceInput() if invoice else card(number)
     return services.sign_up(
         client=client,

@@ -12,14 +12,25 @@ def test_demo_data_has_every_status_and_renewal_type_with_logins(db, capsys):
     assert (classic.sm_version, modern.sm_version) == ("1.0", "2.0")
     every = {"Active", "Deactivated", "Finished", "Grace", "Hold", "New", "HandledByClient"}
     for client in (classic, modern):
-        assert set(Subscription.objects.filter(client=client).values_list("status", flat=True)) == every
-    assert set(modern.subscriptions.values_list("renewal_type", flat=True)) == {"Automatic", "Manual"}
+        assert (
+            set(Subscription.objects.filter(client=client).values_list("status", flat=True))
+            == every
+        )
+    assert set(modern.subscriptions.values_list("renewal_type", flat=True)) == {
+        "Automatic",
+        "Manual",
+    }
     assert set(classic.subscriptions.values_list("renewal_type", flat=True)) == {None}
-    assert classic.subscriptions.filter(status="Deactivated",
-                                        items__status="AwaitingReinstate").exists()
+    assert classic.subscriptions.filter(
+        status="Deactivated", items__status="AwaitingReinstate"
+    ).exists()
     assert not Subscription.objects.exclude(history__isnull=False).exists()
     assert HistoryEntry.objects.filter(event_code="renewed").exists()
-    assert set(StaffMembership.objects.values_list("role", flat=True)) == {"viewer", "support", "admin"}
+    assert set(StaffMembership.objects.values_list("role", flat=True)) == {
+        "viewer",
+        "support",
+        "admin",
+    }
     assert "contoso-support / contoso-support-pass" in out
     assert authenticate(username="contoso-support", password="contoso-support-pass") is not None
 

@@ -9,8 +9,8 @@ state does not allow with a ``DomainError`` carrying a readable reason.
 from .billing import (
     ChargeOutcome,
     advance_dunning,
-    chargeback,
     charge_next_interval,
+    chargeback,
     mark_purchase_paid,
     pay_overdue,
     refund,

@@ -15,9 +15,17 @@ from ..models import (
     Subscription,
     SubscriptionStatus,
 )
-from .common import Actor, Locked, lock, now_or, record, refuse_if_not_ours, settle_subscription_status
+from .common import (
+    Actor,
+    Locked,
+    lock,
+    now_or,
+    record,
+    refuse_if_not_ours,
+    settle_subscription_status,
+)
 
-S, I = SubscriptionStatus, ItemStatus
+S, IS = SubscriptionStatus, ItemStatus
 
 
 def _pick_items(locked: Locked, running_nos: list[int]) -> list:
@@ -26,9 +34,15 @@ def _pick_items(locked: Locked, running_nos: list[int]) -> list:
     return [locked.item(no) for no in sorted(set(running_nos))]
 
 
-def deactivate_items(*, subscription: Subscription, running_nos: list[int],
-                     allow_reinstate: bool = True, actor: Actor, generate_mail: bool = True,
-                     at: datetime | None = None) -> Subscription:
+def deactivate_items(
+    *,
+    subscription: Subscription,
+    running_nos: list[int],
+    allow_reinstate: bool = True,
+    actor: Actor,
+    generate_mail: bool = True,
+    at: datetime | None = None,
+) -> Subscription:
     """Stop billing the named items. ``allow_reinstate=False`` retires them
     (Finished, for good). The subscription stays Active while any item is."""
     at = now_or(at)
@@ -37,21 +51,33 @@ def deactivate_items(*, subscription: Subscription, running_nos: list[int],
         refuse_if_not_ours(locked.sub)
         if locked.sub.status == S.FINISHED:
             raise TransitionNotAllowed(f"Subscription {locked.sub.display_id} is Finished.")
-        target = I.DEACTIVATED if allow_reinstate else I.FINISHED
+        target = IS.DEACTIVATED if allow_reinstate else IS.FINISHED
         for item in _pick_items(locked, running_nos):
             if item.status == target:
                 raise TransitionNotAllowed(f"Item {item.running_no} is already {item.status}.")
             item.set_status(target, at=at)
         settle_subscription_status(locked, at=at)
         verb = "Deactivated" if allow_reinstate else "Retired"
-        record(locked, actor=actor, event_code="deactivate", at=at,
-               notification=n.BILLING_CANCELED, generate_mail=generate_mail,
-               summary=f"{verb} item(s) {_nos(running_nos)}; subscription {locked.sub.status}.")
+        record(
+            locked,
+            actor=actor,
+            event_code="deactivate",
+            at=at,
+            notification=n.BILLING_CANCELED,
+            generate_mail=generate_mail,
+            summary=f"{verb} item(s) {_nos(running_nos)}; subscription {locked.sub.status}.",
+        )
     return locked.sub
 
 
-def reinstate_items(*, subscription: Subscription, running_nos: list[int], actor: Actor,
-                    generate_mail: bool = True, at: datetime | None = None) -> Subscription:
+def reinstate_items(
+    *,
+    subscription: Subscription,
+    running_nos: list[int],
+    actor: Actor,
+    generate_mail: bool = True,
+    at: datetime | None = None,
+) -> Subscription:
     """Bill the named items again. A Deactivated subscription becomes Active;
     if its billing date has already passed it is billed at once and its dates
     re-based on that payment (SPEC 3, SM 1.0 manual cycle)."""
@@ -62,29 +88,46 @@ def reinstate_items(*, subscription: Subscription, running_nos: list[int], actor
         if locked.sub.status == S.FINISHED:
             raise TransitionNotAllowed(f"Subscription {locked.sub.display_id} is Finished.")
         for item in _pick_items(locked, running_nos):
-            if item.status not in (I.DEACTIVATED, I.AWAITING_REINSTATE):
+            if item.status not in (IS.DEACTIVATED, IS.AWAITING_REINSTATE):
                 raise TransitionNotAllowed(
                     f"Item {item.running_no} is {item.get_status_display()}; only Deactivated "
                     "or Awaiting reinstate items can be reinstated."
                 )
-            item.set_status(I.ACTIVE, at=at)
+            item.set_status(IS.ACTIVE, at=at)
         if locked.sub.status == S.DEACTIVATED:
             locked.sub.set_status(S.ACTIVE, at=at)
-        record(locked, actor=actor, event_code="reinstate", at=at,
-               notification=n.BILLING_REINSTATED, generate_mail=generate_mail,
-               summary=f"Reinstated item(s) {_nos(running_nos)}; subscription {locked.sub.status}.")
+        record(
+            locked,
+            actor=actor,
+            event_code="reinstate",
+            at=at,
+            notification=n.BILLING_REINSTATED,
+            generate_mail=generate_mail,
+            summary=f"Reinstated item(s) {_nos(running_nos)}; subscription {locked.sub.status}.",
+        )
         overdue = locked.sub.status == S.ACTIVE and locked.sub.next_billing_date <= at
     if overdue:
         from .billing import charge_next_interval
 
-        charge_next_interval(subscription=locked.sub, actor=actor, at=at, rebase=True,
-                             dunning_on_decline=True, generate_mail=generate_mail)
+        charge_next_interval(
+            subscription=locked.sub,
+            actor=actor,
+            at=at,
+            rebase=True,
+            dunning_on_decline=True,
+            generate_mail=generate_mail,
+        )
         locked.sub.refresh_from_db()
     return locked.sub
 
 
-def await_reinstate(*, subscription: Subscription, actor: Actor, generate_mail: bool = True,
-                    at: datetime | None = None) -> Subscription:
+def await_reinstate(
+    *,
+    subscription: Subscription,
+    actor: Actor,
+    generate_mail: bool = True,
+    at: datetime | None = None,
+) -> Subscription:
     """SM 1.0: make an automatic subscription wait for the customer's
     confirmation: Active items -> AwaitingReinstate, subscription -> Deactivated."""
     at = now_or(at)
@@ -97,28 +140,42 @@ def await_reinstate(*, subscription: Subscription, actor: Actor, generate_mail: 
                 "Await Reinstate is a Subscription Management 1.0 action; "
                 "use Switch to Manual Renewal."
             )
-        active = locked.items_in(I.ACTIVE)
+        active = locked.items_in(IS.ACTIVE)
         if sub.status != S.ACTIVE or not active:
             raise TransitionNotAllowed(
                 f"Only an Active subscription with Active items can await reinstatement "
                 f"(this one is {sub.status})."
             )
         for item in active:
-            item.set_status(I.AWAITING_REINSTATE, at=at)
+            item.set_status(IS.AWAITING_REINSTATE, at=at)
         sub.set_status(S.DEACTIVATED, at=at)
-        record(locked, actor=actor, event_code="deactivate", at=at,
-               notification=n.BILLING_CANCELED, generate_mail=generate_mail,
-               summary="Await Reinstate: renews only when the customer confirms.")
+        record(
+            locked,
+            actor=actor,
+            event_code="deactivate",
+            at=at,
+            notification=n.BILLING_CANCELED,
+            generate_mail=generate_mail,
+            summary="Await Reinstate: renews only when the customer confirms.",
+        )
     return sub
 
 
-def switch_renewal_type(*, subscription: Subscription, renewal_type: str, actor: Actor,
-                        generate_mail: bool = True, at: datetime | None = None) -> Subscription:
+def switch_renewal_type(
+    *,
+    subscription: Subscription,
+    renewal_type: str,
+    actor: Actor,
+    generate_mail: bool = True,
+    at: datetime | None = None,
+) -> Subscription:
     """SM 2.0: flip Automatic/Manual. Statuses do not change (SPEC 3)."""
     at = now_or(at)
     if renewal_type not in RenewalType.values:
-        raise InvalidInput("Renewal type must be Automatic or Manual.",
-                           fields={"RenewalType": "Must be Automatic or Manual."})
+        raise InvalidInput(
+            "Renewal type must be Automatic or Manual.",
+            fields={"RenewalType": "Must be Automatic or Manual."},
+        )
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
@@ -133,45 +190,66 @@ def switch_renewal_type(*, subscription: Subscription, renewal_type: str, actor:
         if sub.renewal_type == renewal_type:
             raise TransitionNotAllowed(f"The renewal type is already {renewal_type}.")
         old, sub.renewal_type = sub.renewal_type, renewal_type
-        record(locked, actor=actor, event_code="renTypeUpd", at=at,
-               notification=n.RENEWAL_TYPE_CHANGED, generate_mail=generate_mail,
-               summary=f"Renewal type changed from {old} to {renewal_type}.")
+        record(
+            locked,
+            actor=actor,
+            event_code="renTypeUpd",
+            at=at,
+            notification=n.RENEWAL_TYPE_CHANGED,
+            generate_mail=generate_mail,
+            summary=f"Renewal type changed from {old} to {renewal_type}.",
+        )
     return sub
 
 
-def remove_item(*, subscription: Subscription, running_no: int, actor: Actor,
-                at: datetime | None = None) -> Subscription:
+def remove_item(
+    *, subscription: Subscription, running_no: int, actor: Actor, at: datetime | None = None
+) -> Subscription:
     """Remove an item for good; allowed while at least two are not removed."""
     at = now_or(at)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
         item = locked.item(running_no)
-        if item.status == I.REMOVED:
+        if item.status == IS.REMOVED:
             raise NotFound(f"Item {running_no} has been removed.")
-        if len([i for i in locked.items if i.status != I.REMOVED]) < 2:
+        if len([i for i in locked.items if i.status != IS.REMOVED]) < 2:
             raise TransitionNotAllowed(
                 "The last item cannot be removed; deactivate the subscription instead."
             )
-        item.set_status(I.REMOVED, at=at)
+        item.set_status(IS.REMOVED, at=at)
         settle_subscription_status(locked, at=at)
-        record(locked, actor=actor, event_code="remove", at=at,
-               summary=f"Removed item {running_no} ({item.product.name}).")
+        record(
+            locked,
+            actor=actor,
+            event_code="remove",
+            at=at,
+            summary=f"Removed item {running_no} ({item.product.name}).",
+        )
     return locked.sub
 
 
-def change_next_billing_date(*, subscription: Subscription, next_billing_date: datetime,
-                             actor: Actor, generate_mail: bool = True,
-                             at: datetime | None = None) -> Subscription:
+def change_next_billing_date(
+    *,
+    subscription: Subscription,
+    next_billing_date: datetime,
+    actor: Actor,
+    generate_mail: bool = True,
+    at: datetime | None = None,
+) -> Subscription:
     """Move the next billing date (must be in the future); later dates follow
     from it as the new anchor."""
     at = now_or(at)
     if next_billing_date.tzinfo is None:
-        raise InvalidInput("Give the date with a time zone (RFC 3339).",
-                           fields={"NextBillingDate": "Needs a time zone."})
+        raise InvalidInput(
+            "Give the date with a time zone (RFC 3339).",
+            fields={"NextBillingDate": "Needs a time zone."},
+        )
     if next_billing_date <= at:
-        raise InvalidInput("The next billing date must be in the future.",
-                           fields={"NextBillingDate": "Must be in the future."})
+        raise InvalidInput(
+            "The next billing date must be in the future.",
+            fields={"NextBillingDate": "Must be in the future."},
+        )
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
@@ -182,15 +260,22 @@ def change_next_billing_date(*, subscription: Subscription, next_billing_date: d
             )
         old = sub.next_billing_date
         sub.rebase(next_billing_date, interval_no=sub.last_interval_no + 1)
-        record(locked, actor=actor, event_code="updNextBD", at=at,
-               notification=n.BILLING_DATE_EXTENDED, generate_mail=generate_mail,
-               summary=f"Next billing date moved from {old:%Y-%m-%d} to "
-                       f"{sub.next_billing_date:%Y-%m-%d}.")
+        record(
+            locked,
+            actor=actor,
+            event_code="updNextBD",
+            at=at,
+            notification=n.BILLING_DATE_EXTENDED,
+            generate_mail=generate_mail,
+            summary=f"Next billing date moved from {old:%Y-%m-%d} to "
+            f"{sub.next_billing_date:%Y-%m-%d}.",
+        )
     return sub
 
 
-def hand_over_to_client(*, subscription: Subscription, actor: Actor,
-                        at: datetime | None = None) -> Subscription:
+def hand_over_to_client(
+    *, subscription: Subscription, actor: Actor, at: datetime | None = None
+) -> Subscription:
     """The client takes over this subscription's billing; the schedule and
     the platform's actions leave it alone from now on."""
     at = now_or(at)
@@ -199,16 +284,22 @@ def hand_over_to_client(*, subscription: Subscription, actor: Actor,
         sub = locked.sub
         if sub.status in (S.FINISHED, S.HANDLED_BY_CLIENT):
             raise TransitionNotAllowed(f"A {sub.status} subscription cannot be handed over.")
-        for item in locked.items_in(I.ACTIVE, I.DEACTIVATED, I.AWAITING_REINSTATE):
-            item.set_status(I.HANDLED_BY_CLIENT, at=at)
+        for item in locked.items_in(IS.ACTIVE, IS.DEACTIVATED, IS.AWAITING_REINSTATE):
+            item.set_status(IS.HANDLED_BY_CLIENT, at=at)
         sub.set_status(S.HANDLED_BY_CLIENT, at=at)
-        record(locked, actor=actor, event_code="handover", at=at,
-               summary="Billing handed over to the client.")
+        record(
+            locked,
+            actor=actor,
+            event_code="handover",
+            at=at,
+            summary="Billing handed over to the client.",
+        )
     return sub
 
 
-def add_note(*, subscription: Subscription, text: str, actor: Actor,
-             at: datetime | None = None) -> HistoryEntry:
+def add_note(
+    *, subscription: Subscription, text: str, actor: Actor, at: datetime | None = None
+) -> HistoryEntry:
     """A free-text note in the history; changes nothing else."""
     text = text.strip()
     if not text:

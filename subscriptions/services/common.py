@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,8 +15,8 @@ from commerce.models import OutboxNotification, Purchase
 from customers.models import Customer
 
 from ..errors import NotFound, TransitionNotAllowed
-from ..notifications import subscription_payload
 from ..models import HistoryEntry, ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from ..notifications import subscription_payload
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,10 @@ class Actor:
 
     kind: str
     label: str
-    user: AbstractBaseUser | None = None
+    user: User | None = None
 
     @classmethod
-    def staff(cls, user: AbstractBaseUser) -> Actor:
+    def staff(cls, user: User) -> Actor:
         return cls(HistoryEntry.ActorKind.STAFF, user.get_username(), user)
 
     @classmethod
@@ -85,7 +85,8 @@ def lock(subscription: Subscription | int) -> Locked:
 def refuse_if_not_ours(sub: Subscription) -> None:
     if sub.status == SubscriptionStatus.HANDLED_BY_CLIENT:
         raise TransitionNotAllowed(
-            f"Subscription {sub.display_id} is handled by the client; the platform does not change it."
+            f"Subscription {sub.display_id} is handled by the client; "
+            "the platform does not change it."
         )
 
 
@@ -125,8 +126,15 @@ def record(
     sub.save_changes()
     SubscriptionItem.objects.bulk_update(
         locked.items,
-        ["status", "version", "quantity", "unit_price", "last_interval_no",
-         "end_date", "deactivation_date"],
+        [
+            "status",
+            "version",
+            "quantity",
+            "unit_price",
+            "last_interval_no",
+            "end_date",
+            "deactivation_date",
+        ],
     )
     after = sub.snapshot(locked.items)
     changed = {k for k in after if after[k] != locked.before.get(k)}

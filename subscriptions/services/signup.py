@@ -84,18 +84,48 @@ def sign_up(
         cust = _upsert_customer(client, customer)
         method = _payment_method(cust, payment)
     if isinstance(payment, InvoiceInput):
-        return _create(client, cust, method, lines, currency, total, confirm_auto_renewal,
-                       actor=actor, at=at, paid=False, result=None, generate_mail=generate_mail)
+        return _create(
+            client,
+            cust,
+            method,
+            lines,
+            currency,
+            total,
+            confirm_auto_renewal,
+            actor=actor,
+            at=at,
+            paid=False,
+            result=None,
+            generate_mail=generate_mail,
+        )
     result = _charge_with_retries(total, currency, method, f"signup:{uuid.uuid4()}")
     if not result.approved:
-        return _record_decline(client, cust, method, lines, currency, total, result, at,
-                               generate_mail)
-    return _create(client, cust, method, lines, currency, total, confirm_auto_renewal,
-                   actor=actor, at=at, paid=True, result=result, generate_mail=generate_mail)
+        return _record_decline(
+            client, cust, method, lines, currency, total, result, at, generate_mail
+        )
+    return _create(
+        client,
+        cust,
+        method,
+        lines,
+        currency,
+        total,
+        confirm_auto_renewal,
+        actor=actor,
+        at=at,
+        paid=True,
+        result=result,
+        generate_mail=generate_mail,
+    )
 
 
-def _validate(client: Client, customer: CustomerInput, lines: list[Line],
-              payment: CardInput | InvoiceInput, at: datetime) -> str:
+def _validate(
+    client: Client,
+    customer: CustomerInput,
+    lines: list[Line],
+    payment: CardInput | InvoiceInput,
+    at: datetime,
+) -> str:
     errors: dict[str, str] = {}
     try:
         validate_email(customer.email)
@@ -120,8 +150,9 @@ def _validate(client: Client, customer: CustomerInput, lines: list[Line],
         elif (payment.expiry_year, payment.expiry_month) < (at.year, at.month):
             errors["ExpiryYear"] = "The card has expired."
     if errors:
-        raise InvalidInput("The purchase could not be created: " + " ".join(errors.values()),
-                           fields=errors)
+        raise InvalidInput(
+            "The purchase could not be created: " + " ".join(errors.values()), fields=errors
+        )
     return currencies.pop()
 
 
@@ -148,8 +179,9 @@ def _payment_method(cust: Customer, payment: CardInput | InvoiceInput) -> Paymen
     )
 
 
-def _charge_with_retries(total: Decimal, currency: str, method: PaymentMethod,
-                         key: str) -> ChargeResult:
+def _charge_with_retries(
+    total: Decimal, currency: str, method: PaymentMethod, key: str
+) -> ChargeResult:
     """A transient gateway error is retried with the same key; not a decline."""
     gateway = get_gateway()
     result = gateway.charge(total, currency, method, key)
@@ -161,43 +193,101 @@ def _charge_with_retries(total: Decimal, currency: str, method: PaymentMethod,
     return result
 
 
-def _record_decline(client: Client, cust: Customer, method: PaymentMethod, lines: list[Line],
-                    currency: str, total: Decimal, result: ChargeResult, at: datetime,
-                    generate_mail: bool) -> SignUpResult:
+def _record_decline(
+    client: Client,
+    cust: Customer,
+    method: PaymentMethod,
+    lines: list[Line],
+    currency: str,
+    total: Decimal,
+    result: ChargeResult,
+    at: datetime,
+    generate_mail: bool,
+) -> SignUpResult:
     declined = result.outcome == Outcome.DECLINED
     with transaction.atomic():
-        purchase = _purchase(client, cust, method, lines, currency, total, at,
-                             Purchase.Status.DECLINED if declined else Purchase.Status.FAILED)
+        purchase = _purchase(
+            client,
+            cust,
+            method,
+            lines,
+            currency,
+            total,
+            at,
+            Purchase.Status.DECLINED if declined else Purchase.Status.FAILED,
+        )
         purchase.decline_reason = result.message
         purchase.charge_attempts = 1
         purchase.save(update_fields=["decline_reason", "charge_attempts"])
-        n.queue(purchase, n.PAYMENT_DECLINED, n.purchase_payload(purchase, [], "new"),
-                generate_mail=generate_mail)
+        n.queue(
+            purchase,
+            n.PAYMENT_DECLINED,
+            n.purchase_payload(purchase, [], "new"),
+            generate_mail=generate_mail,
+        )
     return SignUpResult(purchase, [], "Rejected" if declined else "Error", result.message)
 
 
-def _purchase(client: Client, cust: Customer, method: PaymentMethod, lines: list[Line],
-              currency: str, total: Decimal, at: datetime, status: str) -> Purchase:
+def _purchase(
+    client: Client,
+    cust: Customer,
+    method: PaymentMethod,
+    lines: list[Line],
+    currency: str,
+    total: Decimal,
+    at: datetime,
+    status: str,
+) -> Purchase:
     purchase = Purchase.objects.create(
-        client=client, customer=cust, category=Purchase.Category.SIGNUP, status=status,
-        currency=currency, total=total, payment_method=method, created_at=at,
+        client=client,
+        customer=cust,
+        category=Purchase.Category.SIGNUP,
+        status=status,
+        currency=currency,
+        total=total,
+        payment_method=method,
+        created_at=at,
     )
     PurchaseItem.objects.bulk_create(
-        PurchaseItem(purchase=purchase, running_no=no, product=line.product,
-                     quantity=line.quantity, unit_price=line.product.price,
-                     amount=line.product.price * line.quantity)
+        PurchaseItem(
+            purchase=purchase,
+            running_no=no,
+            product=line.product,
+            quantity=line.quantity,
+            unit_price=line.product.price,
+            amount=line.product.price * line.quantity,
+        )
         for no, line in enumerate(lines, start=1)
     )
     return purchase
 
 
-def _create(client: Client, cust: Customer, method: PaymentMethod, lines: list[Line],
-            currency: str, total: Decimal, confirm_auto_renewal: bool, *, actor: Actor,
-            at: datetime, paid: bool, result: ChargeResult | None,
-            generate_mail: bool) -> SignUpResult:
+def _create(
+    client: Client,
+    cust: Customer,
+    method: PaymentMethod,
+    lines: list[Line],
+    currency: str,
+    total: Decimal,
+    confirm_auto_renewal: bool,
+    *,
+    actor: Actor,
+    at: datetime,
+    paid: bool,
+    result: ChargeResult | None,
+    generate_mail: bool,
+) -> SignUpResult:
     with transaction.atomic():
-        purchase = _purchase(client, cust, method, lines, currency, total, at,
-                             Purchase.Status.PAID if paid else Purchase.Status.PENDING)
+        purchase = _purchase(
+            client,
+            cust,
+            method,
+            lines,
+            currency,
+            total,
+            at,
+            Purchase.Status.PAID if paid else Purchase.Status.PENDING,
+        )
         if result is not None:
             purchase.gateway_reference = result.reference
             purchase.paid_at = at
@@ -208,43 +298,72 @@ def _create(client: Client, cust: Customer, method: PaymentMethod, lines: list[L
             if pi.product.is_subscription:
                 groups[pi.product.interval_key].append(pi)
         subs = [
-            _subscription(client, cust, method, purchase, pis, confirm_auto_renewal, at, paid,
-                          actor)
+            _subscription(
+                client, cust, method, purchase, pis, confirm_auto_renewal, at, paid, actor
+            )
             for pis in groups.values()
         ]
         payload = n.purchase_payload(purchase, subs, "new")
-        n.queue(purchase, n.PAID_ORDER if paid else n.NEW_OFFLINE_PAYMENT, payload,
-                generate_mail=generate_mail)
+        n.queue(
+            purchase,
+            n.PAID_ORDER if paid else n.NEW_OFFLINE_PAYMENT,
+            payload,
+            generate_mail=generate_mail,
+        )
     return SignUpResult(purchase, [s for s, _ in subs], "Success" if paid else "Pending")
 
 
-def _subscription(client: Client, cust: Customer, method: PaymentMethod, purchase: Purchase,
-                  pis: list[PurchaseItem], confirm_auto_renewal: bool, at: datetime,
-                  paid: bool, actor: Actor) -> tuple[Subscription, list[SubscriptionItem]]:
+def _subscription(
+    client: Client,
+    cust: Customer,
+    method: PaymentMethod,
+    purchase: Purchase,
+    pis: list[PurchaseItem],
+    confirm_auto_renewal: bool,
+    at: datetime,
+    paid: bool,
+    actor: Actor,
+) -> tuple[Subscription, list[SubscriptionItem]]:
     first = pis[0].product
     sub = Subscription.objects.create(
-        client=client, customer=cust, payment_method=method,
-        status=SubscriptionStatus.NEW, sm_version=client.sm_version,
+        client=client,
+        customer=cust,
+        payment_method=method,
+        status=SubscriptionStatus.NEW,
+        sm_version=client.sm_version,
         renewal_type=(
             (RenewalType.AUTOMATIC if confirm_auto_renewal else RenewalType.MANUAL)
-            if client.is_sm2 else None
+            if client.is_sm2
+            else None
         ),
         currency=purchase.currency,
         start_interval_months=first.initial_interval_months,
         start_interval_days=first.initial_interval_days,
-        interval_months=first.interval_months, interval_days=first.interval_days,
-        start_date=at, anchor_date=at, anchor_interval_no=1, next_billing_date=at,
-        last_interval_no=0, status_changed_at=at,
+        interval_months=first.interval_months,
+        interval_days=first.interval_days,
+        start_date=at,
+        anchor_date=at,
+        anchor_interval_no=1,
+        next_billing_date=at,
+        last_interval_no=0,
+        status_changed_at=at,
     )
     sub.next_billing_date = sub.billing_date_of(2)
     sub.save(update_fields=["next_billing_date"])
     items = []
     for no, pi in enumerate(pis, start=1):
-        items.append(SubscriptionItem.objects.create(
-            subscription=sub, running_no=no, product=pi.product, status=ItemStatus.ACTIVE,
-            quantity=pi.quantity, unit_price=pi.unit_price,
-            recurrence_count=pi.product.recurrence_count, start_date=at,
-        ))
+        items.append(
+            SubscriptionItem.objects.create(
+                subscription=sub,
+                running_no=no,
+                product=pi.product,
+                status=ItemStatus.ACTIVE,
+                quantity=pi.quantity,
+                unit_price=pi.unit_price,
+                recurrence_count=pi.product.recurrence_count,
+                start_date=at,
+            )
+        )
         pi.subscription_item = items[-1]
         pi.interval_no = 1
     PurchaseItem.objects.bulk_update(pis, ["subscription_item", "interval_no"])
@@ -253,8 +372,7 @@ def _subscription(client: Client, cust: Customer, method: PaymentMethod, purchas
     locked = Locked(sub, items, {})
     if paid:
         _start_paid_interval(locked, at=at)
-    record(locked, actor=actor, event_code="new", at=at,
-           summary=_signup_summary(locked, paid))
+    record(locked, actor=actor, event_code="new", at=at, summary=_signup_summary(locked, paid))
     return sub, items
 
 
@@ -272,13 +390,16 @@ def _start_paid_interval(locked: Locked, *, at: datetime) -> None:
         if sub.sm_version == "1.0" and item.product.renewal_mode == "manual":
             item.set_status(ItemStatus.AWAITING_REINSTATE, at=at)
     has_active = bool(locked.items_in(ItemStatus.ACTIVE))
-    sub.set_status(SubscriptionStatus.ACTIVE if has_active else SubscriptionStatus.DEACTIVATED,
-                   at=at)
+    sub.set_status(
+        SubscriptionStatus.ACTIVE if has_active else SubscriptionStatus.DEACTIVATED, at=at
+    )
 
 
 def _signup_summary(locked: Locked, paid: bool) -> str:
     sub = locked.sub
     how = "paid online" if paid else "awaiting offline payment"
     kind = f", {sub.renewal_type} renewal" if sub.renewal_type else ""
-    return (f"Signed up ({how}{kind}): {len(locked.items)} item(s); "
-            f"status {sub.status}, next billing date {sub.next_billing_date:%Y-%m-%d}.")
+    return (
+        f"Signed up ({how}{kind}): {len(locked.items)} item(s); "
+        f"status {sub.status}, next billing date {sub.next_billing_date:%Y-%m-%d}."
+    )

@@ -8,10 +8,18 @@ from django.urls import reverse
 from subscriptions import services
 from tests.conftest import sign_up
 
-MODELS = ["commerce/client", "commerce/staffmembership", "commerce/product", "commerce/purchase",
-          "commerce/outboxnotification", "commerce/gatewaycharge", "customers/customer",
-          "customers/paymentmethod", "subscriptions/subscription",
-          "subscriptions/historyentry"]
+MODELS = [
+    "commerce/client",
+    "commerce/staffmembership",
+    "commerce/product",
+    "commerce/purchase",
+    "commerce/outboxnotification",
+    "commerce/gatewaycharge",
+    "customers/customer",
+    "customers/paymentmethod",
+    "subscriptions/subscription",
+    "subscriptions/historyentry",
+]
 
 
 @pytest.fixture
@@ -42,12 +50,14 @@ def test_subscriptions_filter_by_client_and_status(operator, signed_up, sm2):
 
 
 @pytest.mark.parametrize("term", ["S{pk}", "{pk}", "findme@example.com"])
-def test_subscription_search_by_id_with_or_without_s_and_by_email(operator, signed_up, term,
-                                                                 sm2, monthly):
+def test_subscription_search_by_id_with_or_without_s_and_by_email(
+    operator, signed_up, term, sm2, monthly
+):
     sign_up(sm2, monthly, email="someone-else@example.com")
     sub = signed_up.subscriptions[0]
-    response = operator.get(reverse("admin:subscriptions_subscription_changelist"),
-                            {"q": term.format(pk=sub.pk)})
+    response = operator.get(
+        reverse("admin:subscriptions_subscription_changelist"), {"q": term.format(pk=sub.pk)}
+    )
     html = response.content.decode()
     assert "1 subscription" in html and f"S{sub.pk}" in html
 
@@ -66,14 +76,20 @@ def test_history_cannot_be_changed_in_admin(operator, signed_up):
     operator.post(url, {"summary": "rewritten"})
     entry.refresh_from_db()
     assert entry.summary.startswith("Signed up")
-    assert operator.get(reverse("admin:subscriptions_historyentry_delete", args=[entry.pk])
-                        ).status_code == 403
+    assert (
+        operator.get(
+            reverse("admin:subscriptions_historyentry_delete", args=[entry.pk])
+        ).status_code
+        == 403
+    )
 
 
 def test_hand_over_action_goes_through_the_service(operator, signed_up):
     sub = signed_up.subscriptions[0]
-    operator.post(reverse("admin:subscriptions_subscription_changelist"),
-                  {"action": "hand_over", "_selected_action": [sub.pk]})
+    operator.post(
+        reverse("admin:subscriptions_subscription_changelist"),
+        {"action": "hand_over", "_selected_action": [sub.pk]},
+    )
     sub.refresh_from_db()
     assert sub.status == "HandledByClient"
     assert sub.history.filter(event_code="handover", actor_label="op").exists()

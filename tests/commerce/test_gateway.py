@@ -17,16 +17,24 @@ from tests.factories import CustomerFactory
 
 
 def card(number):
-    return PaymentMethod.objects.create(customer=CustomerFactory(), kind="card", card_number=number,
-                                        expiry_month=1, expiry_year=2099)
+    return PaymentMethod.objects.create(
+        customer=CustomerFactory(),
+        kind="card",
+        card_number=number,
+        expiry_month=1,
+        expiry_year=2099,
+    )
 
 
-@pytest.mark.parametrize("number, outcome", [
-    (CARD_APPROVED, Outcome.APPROVED),
-    (CARD_DECLINED, Outcome.DECLINED),
-    (CARD_TRANSIENT_ERROR, Outcome.ERROR),
-    ("5555555555554444", Outcome.DECLINED),
-])
+@pytest.mark.parametrize(
+    "number, outcome",
+    [
+        (CARD_APPROVED, Outcome.APPROVED),
+        (CARD_DECLINED, Outcome.DECLINED),
+        (CARD_TRANSIENT_ERROR, Outcome.ERROR),
+        ("5555555555554444", Outcome.DECLINED),
+    ],
+)
 def test_test_cards_answer_by_number(db, number, outcome):
     assert TestGateway().charge(Decimal("5"), "EUR", card(number), "k1").outcome == outcome
 

@@ -11,19 +11,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = ("import json, django; django.setup(); from django.conf import settings; "
-         "from commerce import celery_app; print(json.dumps({"
-         "'engine': settings.DATABASES['default']['ENGINE'], "
-         "'broker': celery_app.conf.broker_url, "
-         "'beat': celery_app.conf.beat_scheduler}))")
+PROBE = (
+    "import json, django; django.setup(); from django.conf import settings; "
+    "from commerce import celery_app; print(json.dumps({"
+    "'engine': settings.DATABASES['default']['ENGINE'], "
+    "'broker': celery_app.conf.broker_url, "
+    "'beat': celery_app.conf.beat_scheduler}))"
+)
 
 
 def settings_with(env, tmp_path):
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     clean.update(env, DJANGO_SETTINGS_MODULE="commerce.settings", COMMERCE_VAR_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=clean,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out)
 
 
@@ -36,8 +43,13 @@ def test_nothing_configured_means_sqlite_and_a_serverless_broker(tmp_path):
 
 
 def test_urls_select_postgresql_and_redis(tmp_path):
-    conf = settings_with({"DATABASE_URL": "postgres://u@db.example:5432/x",
-                          "CELERY_BROKER_URL": "redis://cache.example:6379/0"}, tmp_path)
+    conf = settings_with(
+        {
+            "DATABASE_URL": "postgres://u@db.example:5432/x",
+            "CELERY_BROKER_URL": "redis://cache.example:6379/0",
+        },
+        tmp_path,
+    )
     assert conf["engine"] == "django.db.backends.postgresql"
     assert conf["broker"] == "redis://cache.example:6379/0"
 
@@ -57,9 +69,22 @@ def test_a_real_worker_on_redis_answers(redis_url, tmp_path):
 
     env = dict(os.environ, COMMERCE_VAR_DIR=str(tmp_path))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "commerce", "worker", "--pool=solo",
-         "--hostname=probe@%h", "--loglevel=WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "commerce",
+            "worker",
+            "--pool=solo",
+            "--hostname=probe@%h",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         replies: list = []
         for _ in range(30):

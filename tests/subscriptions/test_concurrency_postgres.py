@@ -37,8 +37,9 @@ def run_together(n, work):
     return results, errors
 
 
-def test_four_workers_renewing_the_same_subscription_charge_once(needs_postgres, sm2, monthly,
-                                                                 settings):
+def test_four_workers_renewing_the_same_subscription_charge_once(
+    needs_postgres, sm2, monthly, settings
+):
     settings.TEST_GATEWAY_LATENCY_MS = 50  # widen the race window
     sub = subscribe(sm2, monthly)
     results, errors = run_together(4, lambda: services.renew_due(subscription=sub, at=FEB28))
@@ -50,7 +51,9 @@ def test_four_workers_renewing_the_same_subscription_charge_once(needs_postgres,
 
 def test_two_clicks_on_switch_to_manual_switch_once(needs_postgres, sm2, monthly):
     sub = subscribe(sm2, monthly)
-    results, errors = run_together(2, lambda: services.switch_renewal_type(
-        subscription=sub, renewal_type="Manual", actor=STAFF))
+    results, errors = run_together(
+        2,
+        lambda: services.switch_renewal_type(subscription=sub, renewal_type="Manual", actor=STAFF),
+    )
     assert len(results) == 1 and errors == ["The renewal type is already Manual."]
     assert sub.history.filter(event_code="renTypeUpd").count() == 1

@@ -8,14 +8,23 @@ MONTH = Interval(1, 0)
 
 
 def start(anchor, n, initial=MONTH, recurring=MONTH, anchor_no=1):
-    return interval_start(anchor=anchor, anchor_interval_no=anchor_no, interval_no=n,
-                          initial=initial, recurring=recurring)
+    return interval_start(
+        anchor=anchor,
+        anchor_interval_no=anchor_no,
+        interval_no=n,
+        initial=initial,
+        recurring=recurring,
+    )
 
 
 def test_month_end_anchor_bills_last_day_of_short_months_and_31st_again():
     jan31 = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
     assert [start(jan31, n).date().isoformat() for n in (2, 3, 4, 5)] == [
-        "2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31"]
+        "2026-02-28",
+        "2026-03-31",
+        "2026-04-30",
+        "2026-05-31",
+    ]
 
 
 def test_leap_year_february_gets_the_29th():

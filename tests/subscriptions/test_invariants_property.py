@@ -77,25 +77,41 @@ def check_invariants(sub):
         assert not {"Deactivated", "AwaitingReinstate"} & set(statuses), statuses
     assert (sub.renewal_type is None) == (sub.sm_version == "1.0")
     assert sub.next_billing_date == sub.billing_date_of(sub.last_interval_no + 1)
-    paid = Purchase.objects.filter(subscription=sub, category="renewal").exclude(
-        status__in=["pending", "declined", "failed"]).count()
+    paid = (
+        Purchase.objects.filter(subscription=sub, category="renewal")
+        .exclude(status__in=["pending", "declined", "failed"])
+        .count()
+    )
     assert sub.last_interval_no == 1 + paid
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(sm=st.sampled_from(["1.0", "2.0"]),
-       manual=st.booleans(), one_time=st.booleans(),
-       card=st.sampled_from([CARD_APPROVED, CARD_DECLINES_AFTER_FIRST]),
-       grace=st.integers(0, 3), hold=st.integers(0, 3),
-       steps=st.lists(events, max_size=15))
-def test_random_event_sequences_keep_the_invariants(db, sm, manual, one_time, card, grace, hold,
-                                                    steps):
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    sm=st.sampled_from(["1.0", "2.0"]),
+    manual=st.booleans(),
+    one_time=st.booleans(),
+    card=st.sampled_from([CARD_APPROVED, CARD_DECLINES_AFTER_FIRST]),
+    grace=st.integers(0, 3),
+    hold=st.integers(0, 3),
+    steps=st.lists(events, max_size=15),
+)
+def test_random_event_sequences_keep_the_invariants(
+    db, sm, manual, one_time, card, grace, hold, steps
+):
     with transaction.atomic():
         client = ClientFactory(sm_version=sm, grace_period_days=grace, hold_days=hold)
-        products = [ProductFactory(client=client, renewal_mode="manual" if manual and no == 0
-                                   else "automatic", is_one_time_rebilling=one_time)
-                    for no in range(3)]
+        products = [
+            ProductFactory(
+                client=client,
+                renewal_mode="manual" if manual and no == 0 else "automatic",
+                is_one_time_rebilling=one_time,
+            )
+            for no in range(3)
+        ]
         sub = subscribe(client, *products, number=card, auto=not manual)
         now = T0
         for event in steps:

@@ -25,33 +25,50 @@ def two_items(client):
 
 def test_deactivating_all_items_deactivates_the_subscription(two_items):
     sub = services.deactivate_items(subscription=two_items, running_nos=[1, 2], actor=STAFF)
-    assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["Deactivated", "Deactivated"])
+    assert (fresh(sub).status, item_statuses(sub)) == (
+        "Deactivated",
+        ["Deactivated", "Deactivated"],
+    )
     assert history_codes(sub)[-1] == "deactivate"
     assert notification_types(sub)[-1] == "RecurringBillingCanceledNotification"
 
 
 def test_deactivating_one_of_two_items_keeps_the_subscription_active(two_items):
     services.deactivate_items(subscription=two_items, running_nos=[2], actor=STAFF)
-    assert (fresh(two_items).status, item_statuses(two_items)) == ("Active", ["Active", "Deactivated"])
+    assert (fresh(two_items).status, item_statuses(two_items)) == (
+        "Active",
+        ["Active", "Deactivated"],
+    )
 
 
 def test_retiring_all_items_finishes_the_subscription(two_items):
-    services.deactivate_items(subscription=two_items, running_nos=[1, 2], allow_reinstate=False,
-                              actor=STAFF)
-    assert (fresh(two_items).status, item_statuses(two_items)) == ("Finished", ["Finished", "Finished"])
+    services.deactivate_items(
+        subscription=two_items, running_nos=[1, 2], allow_reinstate=False, actor=STAFF
+    )
+    assert (fresh(two_items).status, item_statuses(two_items)) == (
+        "Finished",
+        ["Finished", "Finished"],
+    )
 
 
 def test_retiring_one_item_while_the_other_is_deactivated_leaves_it_deactivated(two_items):
     services.deactivate_items(subscription=two_items, running_nos=[1], actor=STAFF)
-    services.deactivate_items(subscription=two_items, running_nos=[2], allow_reinstate=False,
-                              actor=STAFF)
-    assert (fresh(two_items).status, item_statuses(two_items)) == ("Deactivated", ["Deactivated", "Finished"])
+    services.deactivate_items(
+        subscription=two_items, running_nos=[2], allow_reinstate=False, actor=STAFF
+    )
+    assert (fresh(two_items).status, item_statuses(two_items)) == (
+        "Deactivated",
+        ["Deactivated", "Finished"],
+    )
 
 
 def test_reinstating_makes_items_and_subscription_active_again(two_items):
     services.deactivate_items(subscription=two_items, running_nos=[1, 2], actor=STAFF)
     services.reinstate_items(subscription=two_items, running_nos=[1], actor=STAFF)
-    assert (fresh(two_items).status, item_statuses(two_items)) == ("Active", ["Active", "Deactivated"])
+    assert (fresh(two_items).status, item_statuses(two_items)) == (
+        "Active",
+        ["Active", "Deactivated"],
+    )
     assert notification_types(two_items)[-1] == "RecurringBillingReinstatedNotification"
     entry = two_items.history.order_by("-id").first()
     assert entry.event_code == "reinstate"
@@ -59,8 +76,9 @@ def test_reinstating_makes_items_and_subscription_active_again(two_items):
 
 
 def test_a_finished_item_cannot_be_reinstated_and_nothing_changes(two_items):
-    services.deactivate_items(subscription=two_items, running_nos=[2], allow_reinstate=False,
-                              actor=STAFF)
+    services.deactivate_items(
+        subscription=two_items, running_nos=[2], allow_reinstate=False, actor=STAFF
+    )
     entries = HistoryEntry.objects.count()
     with pytest.raises(TransitionNotAllowed, match="Finished"):
         services.reinstate_items(subscription=two_items, running_nos=[2], actor=STAFF)
@@ -97,14 +115,21 @@ def test_the_last_item_cannot_be_removed(two_items):
 def test_removing_the_only_active_item_deactivates_the_subscription(two_items):
     services.deactivate_items(subscription=two_items, running_nos=[2], actor=STAFF)
     services.remove_item(subscription=two_items, running_no=1, actor=STAFF)
-    assert (fresh(two_items).status, item_statuses(two_items)) == ("Deactivated", ["Removed", "Deactivated"])
+    assert (fresh(two_items).status, item_statuses(two_items)) == (
+        "Deactivated",
+        ["Removed", "Deactivated"],
+    )
 
 
 def test_a_note_is_added_to_history_without_changing_anything(two_items):
     before = fresh(two_items).status
     services.add_note(subscription=two_items, text="Customer called about invoice", actor=STAFF)
     entry = two_items.history.order_by("-id").first()
-    assert (entry.event_code, entry.summary, entry.before) == ("note", "Customer called about invoice", {})
+    assert (entry.event_code, entry.summary, entry.before) == (
+        "note",
+        "Customer called about invoice",
+        {},
+    )
     assert fresh(two_items).status == before
 
 

@@ -9,7 +9,16 @@ from commerce.gateway import CARD_DECLINES_AFTER_FIRST
 from commerce.models import OutboxNotification, Purchase
 from subscriptions import services
 from subscriptions.errors import InvalidInput, TransitionNotAllowed
-from tests.conftest import STAFF, T0, fresh, history_codes, item_statuses, notification_types, sign_up, subscribe
+from tests.conftest import (
+    STAFF,
+    T0,
+    fresh,
+    history_codes,
+    item_statuses,
+    notification_types,
+    sign_up,
+    subscribe,
+)
 
 FEB28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
 

@@ -6,7 +6,15 @@ import pytest
 
 from subscriptions import services
 from subscriptions.errors import InvalidInput, TransitionNotAllowed
-from tests.conftest import STAFF, T0, fresh, history_codes, item_statuses, notification_types, subscribe
+from tests.conftest import (
+    STAFF,
+    T0,
+    fresh,
+    history_codes,
+    item_statuses,
+    notification_types,
+    subscribe,
+)
 from tests.factories import ProductFactory
 
 
@@ -18,7 +26,10 @@ def test_switch_to_manual_changes_only_the_renewal_type(sm2, monthly):
     assert history_codes(sub)[-1] == "renTypeUpd"
     assert notification_types(sub)[-1] == "SubscriptionRenewalTypeChangedNotification"
     entry = sub.history.order_by("-id").first()
-    assert (entry.before, entry.after) == ({"renewal_type": "Automatic"}, {"renewal_type": "Manual"})
+    assert (entry.before, entry.after) == (
+        {"renewal_type": "Automatic"},
+        {"renewal_type": "Manual"},
+    )
 
 
 def test_switch_back_to_automatic(sm2, monthly):
@@ -71,8 +82,9 @@ def test_await_reinstate_twice_is_refused(sm1):
 def test_change_next_billing_date_moves_the_date_and_later_ones_follow(sm2, monthly):
     sub = subscribe(sm2, monthly)
     new_date = datetime(2026, 3, 15, 12, tzinfo=UTC)
-    services.change_next_billing_date(subscription=sub, next_billing_date=new_date, actor=STAFF,
-                                      at=T0)
+    services.change_next_billing_date(
+        subscription=sub, next_billing_date=new_date, actor=STAFF, at=T0
+    )
     sub = fresh(sub)
     assert sub.next_billing_date == new_date
     assert sub.billing_date_of(sub.last_interval_no + 2).date().isoformat() == "2026-04-15"
@@ -84,16 +96,18 @@ def test_change_next_billing_date_moves_the_date_and_later_ones_follow(sm2, mont
 def test_next_billing_date_in_the_past_is_refused(sm2, monthly, when):
     sub = subscribe(sm2, monthly)
     with pytest.raises(InvalidInput, match="future"):
-        services.change_next_billing_date(subscription=sub, next_billing_date=when, actor=STAFF,
-                                          at=T0)
+        services.change_next_billing_date(
+            subscription=sub, next_billing_date=when, actor=STAFF, at=T0
+        )
     assert fresh(sub).next_billing_date.date().isoformat() == "2026-02-28"
 
 
 def test_naive_date_is_refused(sm2, monthly):
     sub = subscribe(sm2, monthly)
     with pytest.raises(InvalidInput, match="time zone"):
-        services.change_next_billing_date(subscription=sub, next_billing_date=datetime(2027, 1, 1),
-                                          actor=STAFF, at=T0)
+        services.change_next_billing_date(
+            subscription=sub, next_billing_date=datetime(2027, 1, 1), actor=STAFF, at=T0
+        )
 
 
 def test_handed_over_subscription_refuses_every_change(sm2, monthly):
@@ -104,7 +118,8 @@ def test_handed_over_subscription_refuses_every_change(sm2, monthly):
         lambda: services.deactivate_items(subscription=sub, running_nos=[1], actor=STAFF),
         lambda: services.switch_renewal_type(subscription=sub, renewal_type="Manual", actor=STAFF),
         lambda: services.change_next_billing_date(
-            subscription=sub, next_billing_date=T0 + timedelta(days=90), actor=STAFF, at=T0),
+            subscription=sub, next_billing_date=T0 + timedelta(days=90), actor=STAFF, at=T0
+        ),
     ):
         with pytest.raises(TransitionNotAllowed, match="handled by the client"):
             change()

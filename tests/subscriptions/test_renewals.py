@@ -70,7 +70,8 @@ def test_running_the_renewal_twice_charges_once(vendor, plan):
 
 
 def test_crash_after_the_charge_is_finished_by_the_retry_without_a_second_charge(
-        vendor, plan, monkeypatch):
+    vendor, plan, monkeypatch
+):
     from subscriptions.services import billing
 
     sub = subscribe(vendor, plan)
@@ -122,11 +123,15 @@ def test_grace_then_hold_then_deactivated_as_days_pass(vendor, plan):
     assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=6)) is None
     assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=7)) == "Hold"
     assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=13)) is None
-    assert services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=14)) == "Deactivated"
+    assert (
+        services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=14)) == "Deactivated"
+    )
     assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["Deactivated"])
     assert notification_types(sub)[-3:] == [
-        "RecurringBillingOnGraceNotification", "RecurringBillingOnHoldNotification",
-        "RecurringBillingCanceledNotification"]
+        "RecurringBillingOnGraceNotification",
+        "RecurringBillingOnHoldNotification",
+        "RecurringBillingCanceledNotification",
+    ]
     assert history_codes(sub)[-1] == "deactivate"
 
 
@@ -184,16 +189,21 @@ def test_handled_by_client_is_never_touched_by_the_schedule(vendor, plan):
 
 # --- SM 1.0 manual renewal cycle ------------------------------------------------
 
-@pytest.mark.parametrize("one_time, after", [
-    (True, ("Deactivated", ["AwaitingReinstate"])),
-    (False, ("Active", ["Active"])),
-])
+
+@pytest.mark.parametrize(
+    "one_time, after",
+    [
+        (True, ("Deactivated", ["AwaitingReinstate"])),
+        (False, ("Active", ["Active"])),
+    ],
+)
 def test_sm1_manual_cycle(sm1, one_time, after):
     product = ProductFactory(client=sm1, renewal_mode="manual", is_one_time_rebilling=one_time)
     sub = subscribe(sm1, product)
     assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["AwaitingReinstate"])
-    services.reinstate_items(subscription=sub, running_nos=[1], actor=STAFF,
-                             at=T0 + timedelta(days=10))
+    services.reinstate_items(
+        subscription=sub, running_nos=[1], actor=STAFF, at=T0 + timedelta(days=10)
+    )
     assert (fresh(sub).status, item_statuses(sub)) == ("Active", ["Active"])
     assert services.renew_due(subscription=sub, at=FEB28) == "charged"
     assert (fresh(sub).status, item_statuses(sub)) == after
@@ -201,16 +211,18 @@ def test_sm1_manual_cycle(sm1, one_time, after):
 
 
 def test_sm1_awaiting_reinstate_is_not_billed_at_the_billing_date(sm1):
-    sub = subscribe(sm1, ProductFactory(client=sm1, renewal_mode="manual",
-                                        is_one_time_rebilling=True))
+    sub = subscribe(
+        sm1, ProductFactory(client=sm1, renewal_mode="manual", is_one_time_rebilling=True)
+    )
     assert services.renew_due(subscription=sub, at=FEB28) == "skipped"
     assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["AwaitingReinstate"])
     assert not renewals(sub).exists()
 
 
 def test_sm1_late_confirmation_bills_at_once_and_rebases_on_the_payment(sm1):
-    sub = subscribe(sm1, ProductFactory(client=sm1, renewal_mode="manual",
-                                        is_one_time_rebilling=True))
+    sub = subscribe(
+        sm1, ProductFactory(client=sm1, renewal_mode="manual", is_one_time_rebilling=True)
+    )
     confirmed = datetime(2026, 3, 10, 8, tzinfo=UTC)
     services.reinstate_items(subscription=sub, running_nos=[1], actor=STAFF, at=confirmed)
     sub = fresh(sub)
@@ -223,12 +235,14 @@ def test_sm1_late_confirmation_bills_at_once_and_rebases_on_the_payment(sm1):
 
 # --- SM 2.0 manual -----------------------------------------------------------------
 
+
 def test_sm2_manual_is_not_charged_at_the_billing_date_and_enters_grace(sm2, monthly):
     sub = subscribe(sm2, monthly, auto=False)
     assert services.renew_due(subscription=sub, at=FEB28) == "manual"
     assert fresh(sub).status == "Grace" and not renewals(sub).exists()
-    outcome = services.pay_overdue(subscription=fresh(sub), actor=STAFF,
-                                   at=FEB28 + timedelta(days=2))
+    outcome = services.pay_overdue(
+        subscription=fresh(sub), actor=STAFF, at=FEB28 + timedelta(days=2)
+    )
     sub = fresh(sub)
     assert (outcome.status, sub.status, sub.renewal_type) == ("Success", "Active", "Manual")
 
@@ -240,6 +254,7 @@ def test_pay_overdue_is_refused_when_nothing_is_overdue(vendor, plan):
 
 
 # --- offline payment -------------------------------------------------------------
+
 
 def test_mark_as_paid_activates_a_new_offline_subscription(vendor, plan):
     result = sign_up(vendor, plan, invoice=True)

@@ -72,13 +72,16 @@ def test_transient_gateway_error_is_reported_as_error_and_creates_no_subscriptio
 
 def test_items_with_the_same_interval_share_one_subscription(sm2, monthly):
     addon = ProductFactory(client=sm2, name="Add-on", price=Decimal("2.50"))
-    yearly = ProductFactory(client=sm2, name="Yearly", interval_months=12,
-                            initial_interval_months=12)
+    yearly = ProductFactory(
+        client=sm2, name="Yearly", interval_months=12, initial_interval_months=12
+    )
     result = sign_up(sm2, monthly, addon, yearly)
     assert len(result.subscriptions) == 2
     monthly_sub = next(s for s in result.subscriptions if s.interval_months == 1)
     assert list(monthly_sub.items.values_list("running_no", "product__name")) == [
-        (1, "Pro monthly"), (2, "Add-on")]
+        (1, "Pro monthly"),
+        (2, "Add-on"),
+    ]
     assert result.purchase.total == Decimal("22.50")
     assert HistoryEntry.objects.filter(event_code="new").count() == 2
 
@@ -112,9 +115,14 @@ def test_expired_card_is_refused(sm2, monthly):
     from subscriptions import services
 
     with pytest.raises(InvalidInput) as exc:
-        services.sign_up(client=sm2, customer=services.CustomerInput(email="a@b.co"),
-                         lines=[services.Line(monthly)], actor=services.SYSTEM, at=T0,
-                         payment=services.CardInput("4242424242424242", 12, 2025))
+        services.sign_up(
+            client=sm2,
+            customer=services.CustomerInput(email="a@b.co"),
+            lines=[services.Line(monthly)],
+            actor=services.SYSTEM,
+            at=T0,
+            payment=services.CardInput("4242424242424242", 12, 2025),
+        )
     assert exc.value.fields == {"ExpiryYear": "The card has expired."}
 
 

@@ -20,8 +20,18 @@ from subscriptions import services
 from subscriptions.models import Subscription
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus"]
-LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-        "Perlman", "Torvalds"]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Torvalds",
+]
 ROLES = ["viewer", "support", "admin"]
 
 
@@ -45,40 +55,78 @@ class Command(BaseCommand):
         self._print_summary()
 
     def _print_summary(self) -> None:
-        rows = (Subscription.objects.values("client__name", "status", "renewal_type")
-                .annotate(n=Count("id")).order_by("client__name", "status", "renewal_type"))
+        rows = (
+            Subscription.objects.values("client__name", "status", "renewal_type")
+            .annotate(n=Count("id"))
+            .order_by("client__name", "status", "renewal_type")
+        )
         self.stdout.write("\nSubscriptions:")
         for row in rows:
             kind = row["renewal_type"] or "(SM 1.0)"
-            self.stdout.write(f"  {row['client__name']:<22} {row['status']:<16} {kind:<10} {row['n']}")
+            self.stdout.write(
+                f"  {row['client__name']:<22} {row['status']:<16} {kind:<10} {row['n']}"
+            )
         self.stdout.write("\nLogins (username / password):")
         self.stdout.write("  operator / operator-pass   (Django admin, all clients)")
-        for m in StaffMembership.objects.select_related("user", "client").order_by("client", "role"):
-            self.stdout.write(f"  {m.user.username} / {m.user.username}-pass   "
-                              f"({m.role} at {m.client.name})")
+        for m in StaffMembership.objects.select_related("user", "client").order_by(
+            "client", "role"
+        ):
+            self.stdout.write(
+                f"  {m.user.username} / {m.user.username}-pass   ({m.role} at {m.client.name})"
+            )
 
 
 def _clients() -> tuple[Client, Client]:
     classic = Client.objects.create(name="Northwind Classic", slug="northwind", sm_version="1.0")
-    modern = Client.objects.create(name="Contoso Cloud", slug="contoso", sm_version="2.0",
-                                   vat_rate=Decimal("19.00"))
-    Product.objects.bulk_create([
-        Product(client=classic, name="Backup Pro (automatic renewal)", price=Decimal("9.99")),
-        Product(client=classic, name="Backup Pro (manual renewal)", price=Decimal("9.99"),
-                renewal_mode="manual", is_one_time_rebilling=True),
-        Product(client=classic, name="Backup Pro yearly (confirm first year)",
-                price=Decimal("99.00"), initial_interval_months=12, interval_months=12,
-                renewal_mode="manual", is_one_time_rebilling=False),
-        Product(client=classic, name="Extra storage 100 GB", price=Decimal("2.50")),
-        Product(client=modern, name="Cloud Starter", price=Decimal("12.00"), currency="USD"),
-        Product(client=modern, name="Cloud Team (yearly)", price=Decimal("240.00"), currency="USD",
-                initial_interval_months=12, interval_months=12),
-        Product(client=modern, name="Priority support", price=Decimal("5.00"), currency="USD"),
-        Product(client=modern, name="Six-month course", price=Decimal("30.00"), currency="USD",
-                recurrence_count=3),
-        Product(client=modern, name="Onboarding session", price=Decimal("49.00"), currency="USD",
-                is_subscription=False),
-    ])
+    modern = Client.objects.create(
+        name="Contoso Cloud", slug="contoso", sm_version="2.0", vat_rate=Decimal("19.00")
+    )
+    Product.objects.bulk_create(
+        [
+            Product(client=classic, name="Backup Pro (automatic renewal)", price=Decimal("9.99")),
+            Product(
+                client=classic,
+                name="Backup Pro (manual renewal)",
+                price=Decimal("9.99"),
+                renewal_mode="manual",
+                is_one_time_rebilling=True,
+            ),
+            Product(
+                client=classic,
+                name="Backup Pro yearly (confirm first year)",
+                price=Decimal("99.00"),
+                initial_interval_months=12,
+                interval_months=12,
+                renewal_mode="manual",
+                is_one_time_rebilling=False,
+            ),
+            Product(client=classic, name="Extra storage 100 GB", price=Decimal("2.50")),
+            Product(client=modern, name="Cloud Starter", price=Decimal("12.00"), currency="USD"),
+            Product(
+                client=modern,
+                name="Cloud Team (yearly)",
+                price=Decimal("240.00"),
+                currency="USD",
+                initial_interval_months=12,
+                interval_months=12,
+            ),
+            Product(client=modern, name="Priority support", price=Decimal("5.00"), currency="USD"),
+            Product(
+                client=modern,
+                name="Six-month course",
+                price=Decimal("30.00"),
+                currency="USD",
+                recurrence_count=3,
+            ),
+            Product(
+                client=modern,
+                name="Onboarding session",
+                price=Decimal("49.00"),
+                currency="USD",
+                is_subscription=False,
+            ),
+        ]
+    )
     user_model = get_user_model()
     if not user_model.objects.filter(username="operator").exists():
         user_model.objects.create_superuser("operator", "operator@example.com", "operator-pass")
@@ -95,8 +143,9 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
     products = list(client.products.order_by("id"))
     scenario = no % 20
     email = f"{FIRST[no % 10].lower()}.{LAST[(no // 10) % 10].lower()}{no}@example.com"
-    customer = services.CustomerInput(email=email, first_name=FIRST[no % 10],
-                                      last_name=LAST[(no // 10) % 10])
+    customer = services.CustomerInput(
+        email=email, first_name=FIRST[no % 10], last_name=LAST[(no // 10) % 10]
+    )
     start = now - timedelta(days=rng.randint(5, 150), hours=rng.randint(0, 23))
     card = CARD_APPROVED
     if scenario in (3, 4, 5):  # declined renewal 3, 10 or 20 days ago
@@ -106,9 +155,15 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
     payment: services.CardInput | services.InvoiceInput = services.CardInput(card, 12, 2030)
     if scenario in (6, 7):
         payment = services.InvoiceInput()
-    result = services.sign_up(client=client, customer=customer, lines=lines, payment=payment,
-                              confirm_auto_renewal=scenario not in (8, 9), actor=services.SYSTEM,
-                              at=start)
+    result = services.sign_up(
+        client=client,
+        customer=customer,
+        lines=lines,
+        payment=payment,
+        confirm_auto_renewal=scenario not in (8, 9),
+        actor=services.SYSTEM,
+        at=start,
+    )
     actor = services.SYSTEM
     for sub in result.subscriptions:
         when = start + timedelta(days=1)
@@ -119,8 +174,13 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
         elif scenario == 11 and client.sm_version == "1.0":
             services.await_reinstate(subscription=sub, actor=actor, at=when)
         elif scenario == 12:
-            services.deactivate_items(subscription=sub, allow_reinstate=False, actor=actor,
-                                      running_nos=[i.running_no for i in sub.items.all()], at=when)
+            services.deactivate_items(
+                subscription=sub,
+                allow_reinstate=False,
+                actor=actor,
+                running_nos=[i.running_no for i in sub.items.all()],
+                at=when,
+            )
         elif scenario == 13:
             services.hand_over_to_client(subscription=sub, actor=actor, at=when)
         elif scenario == 14 and sub.items.count() > 1:
@@ -131,8 +191,9 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
             _simulate_until(sub, now)
 
 
-def _lines(client: Client, products: list[Product], scenario: int,
-           rng: random.Random) -> list[services.Line]:
+def _lines(
+    client: Client, products: list[Product], scenario: int, rng: random.Random
+) -> list[services.Line]:
     if client.sm_version == "1.0":
         auto, manual, yearly_manual, storage = products
         main = {1: manual, 2: yearly_manual, 11: auto, 15: manual}.get(scenario, auto)
