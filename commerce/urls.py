@@ -1,9 +1,27 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from customers import views as customer_views
+from subscriptions import views as subscription_views
+
+from . import checkout, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("purchases/", views.purchase_search, name="purchases"),
+    path("purchases/export.csv", views.purchase_export, name="purchase-export"),
+    path("purchases/<int:pk>/", views.purchase_viewer, name="purchase"),
+    path("purchases/<int:pk>/<slug:tab>/", views.purchase_viewer, name="purchase-tab"),
+    path("subscriptions/", subscription_views.subscription_list, name="subscriptions"),
+    path("subscriptions/<int:pk>/", subscription_views.subscription_detail, name="subscription"),
+    path("subscriptions/<int:pk>/actions/<slug:name>/", subscription_views.subscription_action,
+         name="subscription-action"),
+    path("subscriptions/<int:pk>/notes/", subscription_views.add_note, name="subscription-note"),
+    path("customers/", customer_views.customer_list, name="customers"),
+    path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
+    path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
     path("admin/", admin.site.urls),
 ]

@@ -1,12 +1,118 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Purchase search and the Purchase viewer."""
 
-from .models import Client
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+from django_tables2 import RequestConfig
+
+from subscriptions.models import Subscription
+from subscriptions.views import billing_context, history_context
+
+from .access import client_of, membership_of, staff_required
+from .filters import PurchaseFilter
+from .models import Client, OutboxNotification, Purchase
+from .tables import PurchaseTable
+
+TABS = [
+    ("overview", "Overview"), ("items", "Items"), ("customer", "Customer"),
+    ("billing", "Subscription Billing"), ("payments", "Payments"), ("emails", "E-mails"),
+    ("notifications", "Notifications"), ("history", "History"),
+]
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Landing page: what runs here and where to sign in."""
-    clients = Client.objects.order_by("name")
-    return render(request, "home.html", {"clients": clients})
+    """Staff go to purchase search; everyone else sees what runs here."""
+    if membership_of(request) is not None:
+        return redirect("purchases")
+    return render(request, "home.html", {"clients": Client.objects.order_by("name")})
+
+
+def _purchase_filter(request: HttpRequest) -> PurchaseFilter:
+    client = client_of(request)
+    qs = client.purchases.select_related("customer")
+    return PurchaseFilter(request.GET, queryset=qs, client=client)
+
+
+@require_GET
+@staff_required()
+def purchase_search(request: HttpRequest) -> HttpResponse:
+    filterset = _purchase_filter(request)
+    table = PurchaseTable(filterset.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    template = "purchases/search.html" + ("#purchase-results" if request.htmx else "")
+    return render(request, template, {"filter": filterset, "table": table})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@staff_required()
+def purchase_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered set as CSV, streamed in chunks so any size fits in memory."""
+    filterset = _purchase_filter(request)
+    rows = filterset.qs.order_by("-created_at", "-id").values_list(
+        "id", "created_at", "customer__email", "category", "status", "total", "currency",
+        "subscription_id")
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(["PurchaseId", "Created", "CustomerEmail", "Category", "Status",
+                               "Total", "Currency", "SubscriptionId"])
+        for pid, created, email, category, status, total, currency, sub_id in rows.iterator(
+                chunk_size=2000):
+            yield writer.writerow([pid, created.isoformat(), email, category, status, total,
+                                   currency, f"S{sub_id}" if sub_id else ""])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="purchases.csv"'
+    return response
+
+
+@require_GET
+@staff_required()
+def purchase_viewer(request: HttpRequest, pk: int, tab: str = "overview") -> HttpResponse:
+    """Header, action bar and one tab; with htmx only the tab is sent."""
+    if tab not in dict(TABS):
+        raise Http404("No such tab.")
+    purchase = get_object_or_404(
+        Purchase.objects.select_related("customer", "payment_method", "subscription"),
+        pk=pk, client=client_of(request))
+    subs = list(Subscription.objects.filter(
+        Q(pk=purchase.subscription_id) | Q(items__purchase_items__purchase=purchase)
+    ).distinct().select_related("payment_method", "customer").order_by("id"))
+    context: dict[str, Any] = {"purchase": purchase, "subs": subs, "tab": tab, "tabs": TABS}
+    context.update(_tab_context(request, tab, purchase, subs))
+    context["tab_template"] = f"purchases/tabs/{tab}.html"
+    if request.htmx:
+        return render(request, "purchases/tab_panel.html", context)
+    return render(request, "purchases/viewer.html", context)
+
+
+def _tab_context(request: HttpRequest, tab: str, purchase: Purchase,
+                 subs: list[Subscription]) -> dict[str, Any]:
+    if tab == "items":
+        return {"lines": purchase.items.select_related("product", "subscription_item")}
+    if tab == "billing":
+        chosen = request.GET.get("subscription", "")
+        sub = next((s for s in subs if str(s.pk) == chosen), subs[0] if subs else None)
+        return billing_context(request, purchase, sub)
+    if tab == "payments":
+        related = Purchase.objects.filter(subscription__in=subs).exclude(pk=purchase.pk)
+        return {"related": related.select_related("payment_method").order_by("-created_at")[:50]}
+    if tab == "notifications":
+        notes = OutboxNotification.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))
+        return {"notifications": notes.order_by("-created_at")[:100]}
+    if tab == "history":
+        return history_context(purchase, subs)
+    return {}

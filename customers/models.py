@@ -37,7 +37,11 @@ class Customer(models.Model):
                 Lower("email"), "client", name="customer_email_unique_per_client"
             ),
         ]
-        indexes = [models.Index(fields=["client", "reference_id"])]
+        indexes = [
+            models.Index(fields=["client", "reference_id"]),
+            # Stored lower-case by the services; exact e-mail search uses this.
+            models.Index(fields=["client", "email"], name="customer_client_email_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.email

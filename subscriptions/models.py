@@ -321,6 +321,10 @@ class HistoryEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.event_code}: {self.summary}"
 
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """(field, before, after) for each value the entry changed."""
+        return [(key, self.before.get(key), value) for key, value in self.after.items()]
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise TransitionNotAllowed("History entries are never edited.")

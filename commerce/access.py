@@ -1,0 +1,69 @@
+"""Who may see and do what in the back office.
+
+Every back-office view is wrapped in ``staff_required``: the user must be a
+client's staff member, and ``request.client`` is that client. Every query in
+a view starts from ``request.client``, so another client's objects 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from .models import Client, StaffMembership
+
+ROLE_RANK = {"viewer": 0, "support": 1, "admin": 2}
+
+
+def membership_of(request: HttpRequest) -> StaffMembership | None:
+    if not request.user.is_authenticated:
+        return None
+    try:
+        return request.user.membership  # type: ignore[union-attr]
+    except StaffMembership.DoesNotExist:
+        return None
+
+
+def can(membership: StaffMembership | None, role: str) -> bool:
+    return membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK[role]
+
+
+def staff_required(role: str = "viewer") -> Callable[[Callable[..., HttpResponse]], Any]:
+    """Log in, belong to a client, and have at least ``role``; else 403."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = membership_of(request)
+            if membership is None:
+                raise PermissionDenied("This account belongs to no client.")
+            if not can(membership, role):
+                raise PermissionDenied(f"Your role ({membership.role}) may not do this.")
+            request.membership = membership  # type: ignore[attr-defined]
+            request.client = membership.client  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def client_of(request: HttpRequest) -> Client:
+    client: Client = request.client  # type: ignore[attr-defined]
+    return client
+
+
+def context_processor(request: HttpRequest) -> dict[str, Any]:
+    membership = membership_of(request)
+    return {
+        "membership": membership,
+        "can_change": can(membership, "support"),
+        "can_admin": can(membership, "admin"),
+    }

@@ -1,0 +1,74 @@
+"""Search forms of the back office (django-filter)."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+
+from .models import Client, Product, Purchase
+
+
+def parse_id(term: str, prefix: str = "") -> int | None:
+    """'1042' -> 1042; with a prefix, 'S1042' and 's1042' too."""
+    term = term.strip()
+    if prefix and term[:1].upper() == prefix:
+        term = term[1:]
+    return int(term) if term.isdigit() and len(term) < 18 else None
+
+
+def customer_q(term: str, path: str = "customer__") -> Q:
+    """A full e-mail matches exactly (customers' e-mails are stored lower-case
+    and indexed); other text matches the start of the e-mail, first or last name."""
+    term = term.strip()
+    if "@" in term:
+        return Q(**{f"{path}email": term.lower()})
+    return (
+        Q(**{f"{path}email__istartswith": term})
+        | Q(**{f"{path}last_name__istartswith": term})
+        | Q(**{f"{path}first_name__istartswith": term})
+    )
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class PurchaseFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Purchase id, S-id, e-mail or name"}),
+    )
+    product = django_filters.ModelChoiceFilter(
+        queryset=Product.objects.none(), method="by_product", label="Product"
+    )
+    status = django_filters.ChoiceFilter(choices=Purchase.Status.choices)
+    category = django_filters.ChoiceFilter(choices=Purchase.Category.choices)
+    created_from = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="From", widget=DateInput
+    )
+    created_to = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__lte", label="To", widget=DateInput
+    )
+
+    class Meta:
+        model = Purchase
+        fields: list[str] = []
+
+    def __init__(self, *args: object, client: Client, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.filters["product"].queryset = client.products.order_by("name")
+
+    def search(self, queryset: QuerySet[Purchase], name: str, value: str) -> QuerySet[Purchase]:
+        value = value.strip()
+        if not value:
+            return queryset
+        if value[:1] in "sS" and (sub_id := parse_id(value, "S")) is not None:
+            return queryset.filter(subscription_id=sub_id)
+        if (number := parse_id(value)) is not None:
+            return queryset.filter(Q(pk=number) | Q(subscription_id=number))
+        return queryset.filter(customer_q(value))
+
+    def by_product(self, queryset: QuerySet[Purchase], name: str, value: Product) -> QuerySet[Purchase]:
+        return queryset.filter(items__product=value).distinct() if value else queryset

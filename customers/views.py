@@ -1,0 +1,52 @@
+"""Customers list and Customer viewer."""
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+from django_tables2 import RequestConfig
+
+from commerce.access import client_of, staff_required
+from commerce.filters import customer_q
+from commerce.tables import PurchaseTable
+from subscriptions.tables import SubscriptionTable
+
+from .models import Customer
+from .tables import CustomerTable
+
+
+class CustomerFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search", widget=forms.TextInput(
+        attrs={"placeholder": "E-mail or name"}))
+
+    class Meta:
+        model = Customer
+        fields: list[str] = []
+
+    def search(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        return queryset.filter(customer_q(value, path="")) if value.strip() else queryset
+
+
+@require_GET
+@staff_required()
+def customer_list(request: HttpRequest) -> HttpResponse:
+    filterset = CustomerFilter(request.GET, queryset=client_of(request).customers.all())
+    table = CustomerTable(filterset.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    template = "customers/list.html" + ("#customer-results" if request.htmx else "")
+    return render(request, template, {"filter": filterset, "table": table})
+
+
+@require_GET
+@staff_required()
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = get_object_or_404(Customer, pk=pk, client=client_of(request))
+    purchases = PurchaseTable(customer.purchases.select_related("customer"), prefix="p-")
+    subscriptions = SubscriptionTable(customer.subscriptions.select_related("customer"),
+                                      prefix="s-")
+    RequestConfig(request, paginate={"per_page": 10}).configure(purchases)
+    RequestConfig(request, paginate={"per_page": 10}).configure(subscriptions)
+    return render(request, "customers/detail.html", {
+        "customer": customer, "purchases": purchases, "subscriptions": subscriptions})
