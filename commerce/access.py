@@ -55,6 +55,14 @@ def staff_required(role: str = "viewer") -> Callable[[Callable[..., HttpResponse
     return decorator
 
 
+def require_role(request: HttpRequest, role: str) -> None:
+    """For views that first look the object up (so another client's id is a
+    404 for everyone), then check the role."""
+    membership: StaffMembership = request.membership  # type: ignore[attr-defined]
+    if not can(membership, role):
+        raise PermissionDenied(f"Your role ({membership.role}) may not do this.")
+
+
 def client_of(request: HttpRequest) -> Client:
     client: Client = request.client  # type: ignore[attr-defined]
     return client

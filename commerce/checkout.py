@@ -13,8 +13,15 @@ from subscriptions.errors import InvalidInput
 
 from .models import Client, Product
 
-FIELD_FOR = {"Email": "email", "CardNumber": "card_number", "ExpiryMonth": "expiry_month",
-             "ExpiryYear": "expiry_year", "Quantity": None, "Items": None, "ProductId": None}
+FIELD_FOR = {
+    "Email": "email",
+    "CardNumber": "card_number",
+    "ExpiryMonth": "expiry_month",
+    "ExpiryYear": "expiry_year",
+    "Quantity": None,
+    "Items": None,
+    "ProductId": None,
+}
 
 
 class CheckoutForm(forms.Form):
@@ -22,17 +29,25 @@ class CheckoutForm(forms.Form):
     first_name = forms.CharField(max_length=100, required=False)
     last_name = forms.CharField(max_length=100, required=False)
     company = forms.CharField(max_length=200, required=False)
-    payment = forms.ChoiceField(choices=[("card", "Card"), ("invoice", "Invoice (pay by wire)")],
-                                widget=forms.RadioSelect, initial="card")
-    card_number = forms.CharField(max_length=23, required=False,
-                                  widget=forms.TextInput(attrs={"inputmode": "numeric",
-                                                                "autocomplete": "cc-number"}))
+    payment = forms.ChoiceField(
+        choices=[("card", "Card"), ("invoice", "Invoice (pay by wire)")],
+        widget=forms.RadioSelect,
+        initial="card",
+    )
+    card_number = forms.CharField(
+        max_length=23,
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "cc-number"}),
+    )
     expiry_month = forms.IntegerField(min_value=1, max_value=12, required=False)
     expiry_year = forms.IntegerField(min_value=2000, max_value=2100, required=False)
     confirm_auto_renewal = forms.BooleanField(
-        required=False, initial=True, label="Confirm auto-renewal",
+        required=False,
+        initial=True,
+        label="Confirm auto-renewal",
         help_text="Renew automatically at the end of each billing interval. "
-                  "Untick to renew manually.")
+        "Untick to renew manually.",
+    )
 
     def __init__(self, *args: object, client: Client, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -40,7 +55,8 @@ class CheckoutForm(forms.Form):
         self.products = list(client.products.filter(is_active=True).order_by("name"))
         for product in self.products:
             self.fields[f"qty_{product.pk}"] = forms.IntegerField(
-                min_value=0, max_value=10_000, initial=0, required=False, label=product.name)
+                min_value=0, max_value=10_000, initial=0, required=False, label=product.name
+            )
         if not client.is_sm2:
             del self.fields["confirm_auto_renewal"]
 
@@ -48,17 +64,21 @@ class CheckoutForm(forms.Form):
         return [(p, self[f"qty_{p.pk}"]) for p in self.products]
 
     def lines(self) -> list[services.Line]:
-        return [services.Line(p, self.cleaned_data[f"qty_{p.pk}"]) for p in self.products
-                if self.cleaned_data.get(f"qty_{p.pk}")]
+        return [
+            services.Line(p, self.cleaned_data[f"qty_{p.pk}"])
+            for p in self.products
+            if self.cleaned_data.get(f"qty_{p.pk}")
+        ]
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
-        if not self.errors and not self.lines():
-            raise forms.ValidationError("Choose at least one product (quantity 1 or more).")
         if data.get("payment") == "card":
             for name in ("card_number", "expiry_month", "expiry_year"):
-                if not data.get(name):
+                if not data.get(name) and name not in self.errors:
                     self.add_error(name, "Required for card payments.")
+        quantities = [data.get(f"qty_{p.pk}") for p in self.products]
+        if not any(quantities):
+            self.add_error(None, "Choose at least one product (quantity 1 or more).")
         return data
 
     def payment_input(self) -> services.CardInput | services.InvoiceInput:
@@ -77,12 +97,17 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             result = services.sign_up(
                 client=client,
-                customer=services.CustomerInput(email=data["email"], first_name=data["first_name"],
-                                                last_name=data["last_name"],
-                                                company=data["company"]),
-                lines=form.lines(), payment=form.payment_input(),
+                customer=services.CustomerInput(
+                    email=data["email"],
+                    first_name=data["first_name"],
+                    last_name=data["last_name"],
+                    company=data["company"],
+                ),
+                lines=form.lines(),
+                payment=form.payment_input(),
                 confirm_auto_renewal=data.get("confirm_auto_renewal", True),
-                actor=services.Actor("customer", data["email"]))
+                actor=services.Actor("customer", data["email"]),
+            )
         except InvalidInput as exc:
             for key, message in exc.fields.items():
                 form.add_error(FIELD_FOR.get(key), message)
@@ -90,12 +115,17 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
             if result.subscriptions or result.transaction_status in ("Success", "Pending"):
                 return render(request, "checkout/done.html", {"client": client, "result": result})
             form.add_error(None, _declined_message(result))
-    return render(request, "checkout/form.html", {"client": client, "form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "checkout/form.html",
+        {"client": client, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 def _declined_message(result: services.SignUpResult) -> str:
     if result.transaction_status == "Error":
-        return ("The payment service did not answer. Nothing was charged; "
-                "please try again in a minute.")
+        return (
+            "The payment service did not answer. Nothing was charged; please try again in a minute."
+        )
     return f"Your card was declined: {result.message} Nothing was charged; try another card."

@@ -70,5 +70,7 @@ class PurchaseFilter(django_filters.FilterSet):
             return queryset.filter(Q(pk=number) | Q(subscription_id=number))
         return queryset.filter(customer_q(value))
 
-    def by_product(self, queryset: QuerySet[Purchase], name: str, value: Product) -> QuerySet[Purchase]:
+    def by_product(
+        self, queryset: QuerySet[Purchase], name: str, value: Product
+    ) -> QuerySet[Purchase]:
         return queryset.filter(items__product=value).distinct() if value else queryset

@@ -4,15 +4,21 @@ from .models import Purchase
 
 
 class PurchaseTable(tables.Table):
-    id = tables.Column(verbose_name="Purchase", linkify=("purchase", {"pk": tables.A("pk")}))
+    id = tables.Column(
+        verbose_name="Purchase",
+        linkify=("purchase", {"pk": tables.A("pk")}),
+        attrs={"a": {"hx-boost": "false"}},  # a row opens a page, not a swap
+    )
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
-    customer = tables.Column(accessor="customer__email", verbose_name="Customer",
-                             order_by=("customer__email",))
+    customer = tables.Column(
+        accessor="customer__email", verbose_name="Customer", order_by=("customer__email",)
+    )
     category = tables.Column()
     status = tables.Column()
     total = tables.Column(attrs={"td": {"class": "num"}})
-    subscription = tables.Column(accessor="subscription_id", verbose_name="Subscription",
-                                 orderable=False)
+    subscription = tables.Column(
+        accessor="subscription_id", verbose_name="Subscription", orderable=False
+    )
 
     class Meta:
         model = Purchase

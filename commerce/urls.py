@@ -17,8 +17,11 @@ urlpatterns = [
     path("purchases/<int:pk>/<slug:tab>/", views.purchase_viewer, name="purchase-tab"),
     path("subscriptions/", subscription_views.subscription_list, name="subscriptions"),
     path("subscriptions/<int:pk>/", subscription_views.subscription_detail, name="subscription"),
-    path("subscriptions/<int:pk>/actions/<slug:name>/", subscription_views.subscription_action,
-         name="subscription-action"),
+    path(
+        "subscriptions/<int:pk>/actions/<slug:name>/",
+        subscription_views.subscription_action,
+        name="subscription-action",
+    ),
     path("subscriptions/<int:pk>/notes/", subscription_views.add_note, name="subscription-note"),
     path("customers/", customer_views.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),

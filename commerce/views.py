@@ -21,9 +21,14 @@ from .models import Client, OutboxNotification, Purchase
 from .tables import PurchaseTable
 
 TABS = [
-    ("overview", "Overview"), ("items", "Items"), ("customer", "Customer"),
-    ("billing", "Subscription Billing"), ("payments", "Payments"), ("emails", "E-mails"),
-    ("notifications", "Notifications"), ("history", "History"),
+    ("overview", "Overview"),
+    ("items", "Items"),
+    ("customer", "Customer"),
+    ("billing", "Subscription Billing"),
+    ("payments", "Payments"),
+    ("emails", "E-mails"),
+    ("notifications", "Notifications"),
+    ("history", "History"),
 ]
 
 
@@ -62,17 +67,45 @@ def purchase_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered set as CSV, streamed in chunks so any size fits in memory."""
     filterset = _purchase_filter(request)
     rows = filterset.qs.order_by("-created_at", "-id").values_list(
-        "id", "created_at", "customer__email", "category", "status", "total", "currency",
-        "subscription_id")
+        "id",
+        "created_at",
+        "customer__email",
+        "category",
+        "status",
+        "total",
+        "currency",
+        "subscription_id",
+    )
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield writer.writerow(["PurchaseId", "Created", "CustomerEmail", "Category", "Status",
-                               "Total", "Currency", "SubscriptionId"])
+        yield writer.writerow(
+            [
+                "PurchaseId",
+                "Created",
+                "CustomerEmail",
+                "Category",
+                "Status",
+                "Total",
+                "Currency",
+                "SubscriptionId",
+            ]
+        )
         for pid, created, email, category, status, total, currency, sub_id in rows.iterator(
-                chunk_size=2000):
-            yield writer.writerow([pid, created.isoformat(), email, category, status, total,
-                                   currency, f"S{sub_id}" if sub_id else ""])
+            chunk_size=2000
+        ):
+            yield writer.writerow(
+                [
+                    pid,
+                    created.isoformat(),
+                    email,
+                    category,
+                    status,
+                    total,
+                    currency,
+                    f"S{sub_id}" if sub_id else "",
+                ]
+            )
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="purchases.csv"'
@@ -87,10 +120,17 @@ def purchase_viewer(request: HttpRequest, pk: int, tab: str = "overview") -> Htt
         raise Http404("No such tab.")
     purchase = get_object_or_404(
         Purchase.objects.select_related("customer", "payment_method", "subscription"),
-        pk=pk, client=client_of(request))
-    subs = list(Subscription.objects.filter(
-        Q(pk=purchase.subscription_id) | Q(items__purchase_items__purchase=purchase)
-    ).distinct().select_related("payment_method", "customer").order_by("id"))
+        pk=pk,
+        client=client_of(request),
+    )
+    subs = list(
+        Subscription.objects.filter(
+            Q(pk=purchase.subscription_id) | Q(items__purchase_items__purchase=purchase)
+        )
+        .distinct()
+        .select_related("payment_method", "customer")
+        .order_by("id")
+    )
     context: dict[str, Any] = {"purchase": purchase, "subs": subs, "tab": tab, "tabs": TABS}
     context.update(_tab_context(request, tab, purchase, subs))
     context["tab_template"] = f"purchases/tabs/{tab}.html"
@@ -99,8 +139,9 @@ def purchase_viewer(request: HttpRequest, pk: int, tab: str = "overview") -> Htt
     return render(request, "purchases/viewer.html", context)
 
 
-def _tab_context(request: HttpRequest, tab: str, purchase: Purchase,
-                 subs: list[Subscription]) -> dict[str, Any]:
+def _tab_context(
+    request: HttpRequest, tab: str, purchase: Purchase, subs: list[Subscription]
+) -> dict[str, Any]:
     if tab == "items":
         return {"lines": purchase.items.select_related("product", "subscription_item")}
     if tab == "billing":

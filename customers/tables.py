@@ -4,8 +4,13 @@ from .models import Customer
 
 
 class CustomerTable(tables.Table):
-    email = tables.Column(linkify=("customer", {"pk": tables.A("pk")}))
-    name = tables.Column(accessor="last_name", verbose_name="Name", order_by=("last_name", "first_name"))
+    email = tables.Column(
+        linkify=("customer", {"pk": tables.A("pk")}),
+        attrs={"a": {"hx-boost": "false"}},  # a row opens a page, not a swap
+    )
+    name = tables.Column(
+        accessor="last_name", verbose_name="Name", order_by=("last_name", "first_name")
+    )
     company = tables.Column()
     reference_id = tables.Column(verbose_name="Reference")
     created_at = tables.DateTimeColumn(verbose_name="Customer since", format="Y-m-d")

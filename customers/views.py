@@ -18,8 +18,11 @@ from .tables import CustomerTable
 
 
 class CustomerFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search", widget=forms.TextInput(
-        attrs={"placeholder": "E-mail or name"}))
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "E-mail or name"}),
+    )
 
     class Meta:
         model = Customer
@@ -44,9 +47,13 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk, client=client_of(request))
     purchases = PurchaseTable(customer.purchases.select_related("customer"), prefix="p-")
-    subscriptions = SubscriptionTable(customer.subscriptions.select_related("customer"),
-                                      prefix="s-")
+    subscriptions = SubscriptionTable(
+        customer.subscriptions.select_related("customer"), prefix="s-"
+    )
     RequestConfig(request, paginate={"per_page": 10}).configure(purchases)
     RequestConfig(request, paginate={"per_page": 10}).configure(subscriptions)
-    return render(request, "customers/detail.html", {
-        "customer": customer, "purchases": purchases, "subscriptions": subscriptions})
+    return render(
+        request,
+        "customers/detail.html",
+        {"customer": customer, "purchases": purchases, "subscriptions": subscriptions},
+    )

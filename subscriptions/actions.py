@@ -33,41 +33,95 @@ class Action:
     danger: bool = False
 
 
-ACTIONS = {a.name: a for a in [
-    Action("await-reinstate", "Await Reinstate", "Make {sub} wait for the customer's confirmation?",
-           "Active items become Awaiting reinstate and the subscription Deactivated; it renews "
-           "only after the customer (or you) reinstates it.", danger=True),
-    Action("reinstate", "Reinstate", "Reinstate {sub}?",
-           "All deactivated or awaiting items become Active again. If the billing date has "
-           "passed, the customer is charged now and the billing dates restart from today."),
-    Action("switch-manual", "Switch to Manual Renewal", "Switch {sub} to manual renewal?",
-           "The subscription stays Active but is not charged automatically at the next billing "
-           "date; the customer renews it themselves."),
-    Action("switch-automatic", "Switch to Automatic Renewal", "Switch {sub} to automatic renewal?",
-           "The customer's payment method is charged automatically at each billing date."),
-    Action("deactivate-item", "Deactivate", "Deactivate item {item} of {sub}?",
-           "The item is not billed again; it can be reinstated later. If no Active item is "
-           "left, the subscription becomes Deactivated.", per_item=True, danger=True),
-    Action("reinstate-item", "Reinstate", "Reinstate item {item} of {sub}?",
-           "The item is billed again from the next billing date.", per_item=True),
-    Action("change-date", "Change next billing date", "Change the next billing date of {sub}?",
-           "Later billing dates follow from the new date."),
-    Action("renew-now", "Renew now", "Charge {sub} now?",
-           "The customer's payment method is charged for the next interval now."),
-    Action("mark-paid", "Mark as paid", "Record the offline payment for {sub}?",
-           "The invoice is marked paid and the subscription starts or continues its interval."),
-]}
+ACTIONS = {
+    a.name: a
+    for a in [
+        Action(
+            "await-reinstate",
+            "Await Reinstate",
+            "Make {sub} wait for the customer's confirmation?",
+            "Active items become Awaiting reinstate and the subscription Deactivated; it renews "
+            "only after the customer (or you) reinstates it.",
+            danger=True,
+        ),
+        Action(
+            "reinstate",
+            "Reinstate",
+            "Reinstate {sub}?",
+            "All deactivated or awaiting items become Active again. If the billing date has "
+            "passed, the customer is charged now and the billing dates restart from today.",
+        ),
+        Action(
+            "switch-manual",
+            "Switch to Manual Renewal",
+            "Switch {sub} to manual renewal?",
+            "The subscription stays Active but is not charged automatically at the next billing "
+            "date; the customer renews it themselves.",
+        ),
+        Action(
+            "switch-automatic",
+            "Switch to Automatic Renewal",
+            "Switch {sub} to automatic renewal?",
+            "The customer's payment method is charged automatically at each billing date.",
+        ),
+        Action(
+            "deactivate-item",
+            "Deactivate",
+            "Deactivate item {item} of {sub}?",
+            "The item is not billed again; it can be reinstated later. If no Active item is "
+            "left, the subscription becomes Deactivated.",
+            per_item=True,
+            danger=True,
+        ),
+        Action(
+            "reinstate-item",
+            "Reinstate",
+            "Reinstate item {item} of {sub}?",
+            "The item is billed again from the next billing date.",
+            per_item=True,
+        ),
+        Action(
+            "change-date",
+            "Change next billing date",
+            "Change the next billing date of {sub}?",
+            "Later billing dates follow from the new date.",
+        ),
+        Action(
+            "renew-now",
+            "Renew now",
+            "Charge {sub} now?",
+            "The customer's payment method is charged for the next interval now.",
+        ),
+        Action(
+            "mark-paid",
+            "Mark as paid",
+            "Record the offline payment for {sub}?",
+            "The invoice is marked paid and the subscription starts or continues its interval.",
+        ),
+    ]
+}
 
 
 def pending_invoice(sub: Subscription) -> Purchase | None:
-    return (Purchase.objects.filter(subscription=sub, status=Purchase.Status.PENDING,
-                                    payment_method__kind="invoice").order_by("id").first()
-            or Purchase.objects.filter(items__subscription_item__subscription=sub,
-                                       status=Purchase.Status.PENDING,
-                                       payment_method__kind="invoice").order_by("id").first())
+    return (
+        Purchase.objects.filter(
+            subscription=sub, status=Purchase.Status.PENDING, payment_method__kind="invoice"
+        )
+        .order_by("id")
+        .first()
+        or Purchase.objects.filter(
+            items__subscription_item__subscription=sub,
+            status=Purchase.Status.PENDING,
+            payment_method__kind="invoice",
+        )
+        .order_by("id")
+        .first()
+    )
 
 
-def offered(sub: Subscription, items: list[SubscriptionItem], invoice: Purchase | None) -> list[str]:
+def offered(
+    sub: Subscription, items: list[SubscriptionItem], invoice: Purchase | None
+) -> list[str]:
     """Subscription-level actions to show for the current state."""
     if sub.status not in OURS:
         return []
@@ -82,8 +136,11 @@ def offered(sub: Subscription, items: list[SubscriptionItem], invoice: Purchase 
         names.append("switch-manual" if sub.renewal_type == "Automatic" else "switch-automatic")
     if sub.status != S.NEW:
         names.append("change-date")
-    if sub.status in (S.ACTIVE, S.GRACE, S.HOLD) and IS.ACTIVE in statuses and \
-            sub.payment_method.is_online:
+    if (
+        sub.status in (S.ACTIVE, S.GRACE, S.HOLD)
+        and IS.ACTIVE in statuses
+        and sub.payment_method.is_online
+    ):
         names.append("renew-now")
     if invoice is not None:
         names.append("mark-paid")
@@ -100,25 +157,41 @@ def offered_for_item(sub: Subscription, item: SubscriptionItem) -> list[str]:
     return []
 
 
-def perform(name: str, *, sub: Subscription, actor: services.Actor, running_no: int | None,
-            new_date: datetime | None) -> str:
+def perform(
+    name: str,
+    *,
+    sub: Subscription,
+    actor: services.Actor,
+    running_no: int | None,
+    new_date: datetime | None,
+) -> str:
     """Run the action through its service; returns the success message."""
     runners: dict[str, Callable[[], Any]] = {
         "await-reinstate": lambda: services.await_reinstate(subscription=sub, actor=actor),
         "reinstate": lambda: services.reinstate_items(
-            subscription=sub, actor=actor,
-            running_nos=[i.running_no for i in sub.items.all()
-                         if i.status in (IS.DEACTIVATED, IS.AWAITING_REINSTATE)]),
+            subscription=sub,
+            actor=actor,
+            running_nos=[
+                i.running_no
+                for i in sub.items.all()
+                if i.status in (IS.DEACTIVATED, IS.AWAITING_REINSTATE)
+            ],
+        ),
         "switch-manual": lambda: services.switch_renewal_type(
-            subscription=sub, renewal_type="Manual", actor=actor),
+            subscription=sub, renewal_type="Manual", actor=actor
+        ),
         "switch-automatic": lambda: services.switch_renewal_type(
-            subscription=sub, renewal_type="Automatic", actor=actor),
+            subscription=sub, renewal_type="Automatic", actor=actor
+        ),
         "deactivate-item": lambda: services.deactivate_items(
-            subscription=sub, running_nos=[_item_no(running_no)], actor=actor),
+            subscription=sub, running_nos=[_item_no(running_no)], actor=actor
+        ),
         "reinstate-item": lambda: services.reinstate_items(
-            subscription=sub, running_nos=[_item_no(running_no)], actor=actor),
+            subscription=sub, running_nos=[_item_no(running_no)], actor=actor
+        ),
         "change-date": lambda: services.change_next_billing_date(
-            subscription=sub, next_billing_date=_date(new_date), actor=actor),
+            subscription=sub, next_billing_date=_date(new_date), actor=actor
+        ),
         "renew-now": lambda: _renew_now(sub, actor),
         "mark-paid": lambda: _mark_paid(sub, actor),
     }

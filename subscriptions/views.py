@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
-from commerce.access import client_of, staff_required
+from commerce.access import client_of, require_role, staff_required
 from commerce.filters import customer_q, parse_id
 from commerce.models import Purchase
 
@@ -26,8 +26,11 @@ from .tables import SubscriptionTable
 
 
 class SubscriptionFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search", widget=forms.TextInput(
-        attrs={"placeholder": "S-id, e-mail or name"}))
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "S-id, e-mail or name"}),
+    )
     status = django_filters.ChoiceFilter(choices=SubscriptionStatus.choices)
     renewal_type = django_filters.ChoiceFilter(choices=RenewalType.choices, label="Renewal")
 
@@ -35,7 +38,9 @@ class SubscriptionFilter(django_filters.FilterSet):
         model = Subscription
         fields: list[str] = []
 
-    def search(self, queryset: QuerySet[Subscription], name: str, value: str) -> QuerySet[Subscription]:
+    def search(
+        self, queryset: QuerySet[Subscription], name: str, value: str
+    ) -> QuerySet[Subscription]:
         if (sub_id := parse_id(value, "S")) is not None:
             return queryset.filter(pk=sub_id)
         return queryset.filter(customer_q(value)) if value.strip() else queryset
@@ -44,7 +49,9 @@ class SubscriptionFilter(django_filters.FilterSet):
 def _subscription_for_user(request: HttpRequest, pk: int) -> Subscription:
     return get_object_or_404(
         Subscription.objects.select_related("customer", "payment_method", "client"),
-        pk=pk, client=client_of(request))
+        pk=pk,
+        client=client_of(request),
+    )
 
 
 @require_GET
@@ -68,37 +75,48 @@ def subscription_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def signup_purchase(sub: Subscription) -> Purchase:
-    purchase = (Purchase.objects.filter(items__subscription_item__subscription=sub)
-                .order_by("id").first())
+    purchase = (
+        Purchase.objects.filter(items__subscription_item__subscription=sub).order_by("id").first()
+    )
     if purchase is None:
         raise Http404("This subscription has no purchase.")
     return purchase
 
 
-def billing_context(request: HttpRequest, purchase: Purchase, sub: Subscription | None) -> dict[str, Any]:
+def billing_context(
+    request: HttpRequest, purchase: Purchase, sub: Subscription | None
+) -> dict[str, Any]:
     """Everything the Subscription Billing tab shows (constant query count)."""
     if sub is None:
         return {"purchase": purchase, "sub": None}
     items = list(sub.items.select_related("product").order_by("running_no"))
     invoice = actions.pending_invoice(sub)
-    billings = list(Purchase.objects.filter(Q(subscription=sub) | Q(pk=purchase.pk))
-                    .filter(category__in=["signup", "renewal"]).order_by("-created_at")[:50])
+    billings = list(
+        Purchase.objects.filter(Q(subscription=sub) | Q(pk=purchase.pk))
+        .filter(category__in=["signup", "renewal"])
+        .order_by("-created_at")[:50]
+    )
     return {
-        "purchase": purchase, "sub": sub, "items": [
+        "purchase": purchase,
+        "sub": sub,
+        "items": [
             (item, [actions.ACTIONS[n] for n in actions.offered_for_item(sub, item)])
-            for item in items],
+            for item in items
+        ],
         "actions": [actions.ACTIONS[n] for n in actions.offered(sub, items, invoice)],
-        "billings": billings, "invoice": invoice,
+        "billings": billings,
+        "invoice": invoice,
     }
 
 
 class ChangeDateForm(forms.Form):
-    next_billing_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}),
-                                        label="New next billing date")
+    next_billing_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}), label="New next billing date"
+    )
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required("support")
+@staff_required()
 def subscription_action(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     """GET: the confirmation step. POST: run the action, then show the tab."""
     sub = _subscription_for_user(request, pk)
@@ -106,47 +124,65 @@ def subscription_action(request: HttpRequest, pk: int, name: str) -> HttpRespons
     if action is None:
         raise Http404("No such action.")
     purchase = _purchase_in_scope(request, sub)
+    require_role(request, "support")
     running_no = _int(request.GET.get("item") or request.POST.get("item"))
     form = ChangeDateForm(request.POST or None) if name == "change-date" else None
     if request.method == "POST" and (form is None or form.is_valid()):
         new_date = None
         if form is not None:
-            new_date = datetime.combine(form.cleaned_data["next_billing_date"],
-                                        sub.next_billing_date.timetz()).astimezone(UTC)
+            new_date = datetime.combine(
+                form.cleaned_data["next_billing_date"], sub.next_billing_date.timetz()
+            ).astimezone(UTC)
         try:
-            text = actions.perform(name, sub=sub, actor=services.Actor.staff(request.user),
-                                   running_no=running_no, new_date=new_date)
+            text = actions.perform(
+                name,
+                sub=sub,
+                actor=services.Actor.staff(request.user),
+                running_no=running_no,
+                new_date=new_date,
+            )
             messages.success(request, text)
         except DomainError as exc:
             messages.error(request, f"{action.label} was refused: {exc.reason}")
         return _billing_response(request, purchase, sub)
-    context = {"action": action, "sub": sub, "purchase": purchase, "item": running_no,
-               "form": form,
-               "question": action.question.format(sub=sub.display_id, item=running_no)}
+    context = {
+        "action": action,
+        "sub": sub,
+        "purchase": purchase,
+        "item": running_no,
+        "form": form,
+        "question": action.question.format(sub=sub.display_id, item=running_no),
+    }
     template = "subscriptions/confirm.html" + ("#confirm-box" if request.htmx else "")
     return render(request, template, context, status=200 if request.method == "GET" else 400)
 
 
 @require_POST
-@staff_required("support")
+@staff_required()
 def add_note(request: HttpRequest, pk: int) -> HttpResponse:
     sub = _subscription_for_user(request, pk)
     purchase = _purchase_in_scope(request, sub)
+    require_role(request, "support")
     try:
-        services.add_note(subscription=sub, text=request.POST.get("text", ""),
-                          actor=services.Actor.staff(request.user))
+        services.add_note(
+            subscription=sub,
+            text=request.POST.get("text", ""),
+            actor=services.Actor.staff(request.user),
+        )
         messages.success(request, "Note added.")
     except DomainError as exc:
         messages.error(request, exc.reason)
     if request.htmx:
-        return render(request, "purchases/tabs/history.html",
-                      history_context(purchase, [sub]))
+        return render(request, "purchases/tabs/history.html", history_context(purchase, [sub]))
     return redirect("purchase-tab", pk=purchase.pk, tab="history")
 
 
 def history_context(purchase: Purchase, subs: list[Subscription]) -> dict[str, Any]:
-    entries = (HistoryEntry.objects.filter(subscription__in=subs)
-               .select_related("subscription").order_by("-created_at", "-id")[:200])
+    entries = (
+        HistoryEntry.objects.filter(subscription__in=subs)
+        .select_related("subscription")
+        .order_by("-created_at", "-id")[:200]
+    )
     return {"purchase": purchase, "subs": subs, "entries": entries}
 
 
@@ -160,13 +196,12 @@ def _purchase_in_scope(request: HttpRequest, sub: Subscription) -> Purchase:
 def _billing_response(request: HttpRequest, purchase: Purchase, sub: Subscription) -> HttpResponse:
     if request.htmx:
         sub.refresh_from_db()
-        return render(request, "purchases/tabs/billing.html",
-                      billing_context(request, purchase, sub))
+        return render(
+            request, "purchases/tabs/billing.html", billing_context(request, purchase, sub)
+        )
     url = reverse("purchase-tab", kwargs={"pk": purchase.pk, "tab": "billing"})
     return redirect(f"{url}?subscription={sub.pk}")
 
 
 def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
-
-

@@ -120,3 +120,16 @@ def needs_postgres():
         if os.environ.get("CI") == "true":
             pytest.fail("CI must run against PostgreSQL (DATABASE_URL is not PostgreSQL)")
         pytest.skip("needs PostgreSQL (set DATABASE_URL); runs in CI")
+
+
+@pytest.fixture
+def login(client):
+    """login(vendor, role) -> Django test client signed in as that staff member."""
+    from tests.factories import StaffFactory
+
+    def sign_in(vendor, role="support"):
+        staff = StaffFactory(client=vendor, role=role)
+        client.force_login(staff.user)
+        return client
+
+    return sign_in
