@@ -1,0 +1,101 @@
+"""Staff in a real browser (Playwright + Debian chromium): find, open, act."""
+
+from pathlib import Path
+
+import pytest
+
+from subscriptions.models import Subscription
+from tests.conftest import sign_up
+from tests.factories import ProductFactory, StaffFactory
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def sign_in(page, vendor, role):
+    staff = StaffFactory(client=vendor, role=role)
+    page.goto("/login/")
+    page.fill("#id_username", staff.user.username)
+    page.fill("#id_password", "pw-123456")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/purchases/")
+
+
+def open_billing_tab_of(page, email):
+    page.fill("input[name=q]", email)
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(f"#purchase-results td:has-text('{email}')")
+    page.click("#purchase-results tbody tr >> nth=0 >> a")
+    page.wait_for_selector("h1:has-text('Purchase')")
+    page.click("nav.tabs >> text=Subscription Billing")
+    page.wait_for_selector("#subscription-billing")
+
+
+def test_support_switches_an_sm2_subscription_to_manual(page, sm2, monthly):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for n in range(3):
+        sign_up(sm2, monthly, email=f"other{n}@example.com")
+    sub = sign_up(sm2, monthly, email="dana@example.com").subscriptions[0]
+    sign_in(page, sm2, "support")
+    page.screenshot(path=str(SCREENSHOTS / "purchase-search.png"))
+    open_billing_tab_of(page, "dana@example.com")
+    assert page.inner_text("[data-testid=renewal-type]") == "Automatic"
+    page.click("#subscription-billing >> text=Switch to Manual Renewal")
+    page.wait_for_selector(".confirm:has-text('Switch S%d to manual renewal?')" % sub.pk)
+    page.click("text=Confirm: Switch to Manual Renewal")
+    page.wait_for_selector("text=Switch to Manual Renewal: done.")
+    assert page.inner_text("[data-testid=renewal-type]") == "Manual"
+    assert page.inner_text("[data-testid=sub-status]") == "Active"
+    page.screenshot(path=str(SCREENSHOTS / "subscription-billing.png"), full_page=True)
+    page.click("nav.tabs >> text=History")
+    page.wait_for_selector("#history-table")
+    row = page.inner_text("#history-table tbody tr >> nth=0")
+    assert "renTypeUpd" in row and "Renewal type changed from Automatic to Manual." in row
+    page.click("nav.tabs >> text=Overview")
+    page.wait_for_selector(".facts")
+    page.screenshot(path=str(SCREENSHOTS / "purchase-viewer.png"), full_page=True)
+    assert Subscription.objects.get(pk=sub.pk).renewal_type == "Manual"
+
+
+def test_support_puts_an_sm1_subscription_in_await_reinstate(page, sm1):
+    product = ProductFactory(client=sm1, name="Backup Pro")
+    sub = sign_up(sm1, product, email="eli@example.com").subscriptions[0]
+    sign_in(page, sm1, "support")
+    open_billing_tab_of(page, "eli@example.com")
+    assert page.locator("text=Switch to Manual Renewal").count() == 0
+    page.click("#subscription-billing >> text=Await Reinstate")
+    page.click("text=Confirm: Await Reinstate")
+    page.wait_for_selector("text=Await Reinstate: done.")
+    assert page.inner_text("[data-testid=sub-status]") == "Deactivated"
+    assert "Awaiting reinstate" in page.inner_text("#subscription-billing table >> nth=0")
+    page.click("nav.tabs >> text=History")
+    page.wait_for_selector("#history-table")
+    assert "Await Reinstate: renews only when the customer confirms." in page.inner_text(
+        "#history-table")
+    assert Subscription.objects.get(pk=sub.pk).status == "Deactivated"
+
+
+def test_a_viewer_sees_no_action_buttons(page, sm2, monthly):
+    sign_up(sm2, monthly, email="fay@example.com")
+    sign_in(page, sm2, "viewer")
+    open_billing_tab_of(page, "fay@example.com")
+    assert page.locator("#subscription-billing a.btn").count() == 0
+    page.click("nav.tabs >> text=History")
+    page.wait_for_selector("#history-table")
+    assert page.locator("text=Add note").count() == 0
+
+
+def test_checkout_with_the_box_unticked_creates_a_manual_subscription(page, sm2, monthly):
+    page.goto(f"/checkout/{sm2.slug}/")
+    page.fill(f"input[name=qty_{monthly.pk}]", "1")
+    page.fill("#id_email", "gus@example.com")
+    page.fill("#id_card_number", "4242 4242 4242 4242")
+    page.fill("#id_expiry_month", "12")
+    page.fill("#id_expiry_year", "2099")
+    page.uncheck("#id_confirm_auto_renewal")
+    page.screenshot(path=str(SCREENSHOTS / "checkout.png"), full_page=True)
+    page.click("text=Buy now")
+    page.wait_for_selector("text=Thank you!")
+    assert "manual renewal" in page.inner_text("main")
+    sub = Subscription.objects.get(customer__email="gus@example.com")
+    assert (sub.status, sub.renewal_type) == ("Active", "Manual")
