@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django_htmx.middleware import HtmxDetails
 
 from .models import Client, StaffMembership
+
+if TYPE_CHECKING:
+    from subscriptions.services import Actor
+
+
+class HtmxHttpRequest(HttpRequest):
+    """What a request looks like to our views (django-htmx sets ``htmx``)."""
+
+    htmx: HtmxDetails
+
 
 ROLE_RANK = {"viewer": 0, "support": 1, "admin": 2}
 
@@ -33,12 +45,12 @@ def can(membership: StaffMembership | None, role: str) -> bool:
     return membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK[role]
 
 
-def staff_required(role: str = "viewer") -> Callable[[Callable[..., HttpResponse]], Any]:
+def staff_required(role: str = "viewer") -> Callable[[Callable[..., HttpResponseBase]], Any]:
     """Log in, belong to a client, and have at least ``role``; else 403."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             membership = membership_of(request)
@@ -75,3 +87,10 @@ def context_processor(request: HttpRequest) -> dict[str, Any]:
         "can_change": can(membership, "support"),
         "can_admin": can(membership, "admin"),
     }
+
+
+def staff_actor(request: HttpRequest) -> Actor:
+    """The history actor for the signed-in staff member."""
+    from subscriptions.services import Actor
+
+    return Actor.staff(request.user)  # type: ignore[arg-type]

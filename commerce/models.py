@@ -190,6 +190,10 @@ class Purchase(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # Purchase search's default order (newest first) within one client.
+            models.Index(fields=["client", "created_at"], name="purchase_client_created_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(

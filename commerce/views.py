@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
@@ -15,7 +15,7 @@ from django_tables2 import RequestConfig
 from subscriptions.models import Subscription
 from subscriptions.views import billing_context, history_context
 
-from .access import client_of, membership_of, staff_required
+from .access import HtmxHttpRequest, client_of, membership_of, staff_required
 from .filters import PurchaseFilter
 from .models import Client, OutboxNotification, Purchase
 from .tables import PurchaseTable
@@ -33,14 +33,14 @@ TABS = [
 
 
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: HtmxHttpRequest) -> HttpResponse:
     """Staff go to purchase search; everyone else sees what runs here."""
     if membership_of(request) is not None:
         return redirect("purchases")
     return render(request, "home.html", {"clients": Client.objects.order_by("name")})
 
 
-def _purchase_filter(request: HttpRequest) -> PurchaseFilter:
+def _purchase_filter(request: HtmxHttpRequest) -> PurchaseFilter:
     client = client_of(request)
     qs = client.purchases.select_related("customer")
     return PurchaseFilter(request.GET, queryset=qs, client=client)
@@ -48,7 +48,7 @@ def _purchase_filter(request: HttpRequest) -> PurchaseFilter:
 
 @require_GET
 @staff_required()
-def purchase_search(request: HttpRequest) -> HttpResponse:
+def purchase_search(request: HtmxHttpRequest) -> HttpResponse:
     filterset = _purchase_filter(request)
     table = PurchaseTable(filterset.qs)
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
@@ -63,7 +63,7 @@ class _Echo:
 
 @require_GET
 @staff_required()
-def purchase_export(request: HttpRequest) -> StreamingHttpResponse:
+def purchase_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
     """The filtered set as CSV, streamed in chunks so any size fits in memory."""
     filterset = _purchase_filter(request)
     rows = filterset.qs.order_by("-created_at", "-id").values_list(
@@ -114,7 +114,7 @@ def purchase_export(request: HttpRequest) -> StreamingHttpResponse:
 
 @require_GET
 @staff_required()
-def purchase_viewer(request: HttpRequest, pk: int, tab: str = "overview") -> HttpResponse:
+def purchase_viewer(request: HtmxHttpRequest, pk: int, tab: str = "overview") -> HttpResponse:
     """Header, action bar and one tab; with htmx only the tab is sent."""
     if tab not in dict(TABS):
         raise Http404("No such tab.")
@@ -123,14 +123,7 @@ def purchase_viewer(request: HttpRequest, pk: int, tab: str = "overview") -> Htt
         pk=pk,
         client=client_of(request),
     )
-    subs = list(
-        Subscription.objects.filter(
-            Q(pk=purchase.subscription_id) | Q(items__purchase_items__purchase=purchase)
-        )
-        .distinct()
-        .select_related("payment_method", "customer")
-        .order_by("id")
-    )
+    subs = subscriptions_of(purchase)
     context: dict[str, Any] = {"purchase": purchase, "subs": subs, "tab": tab, "tabs": TABS}
     context.update(_tab_context(request, tab, purchase, subs))
     context["tab_template"] = f"purchases/tabs/{tab}.html"
@@ -139,8 +132,25 @@ def purchase_viewer(request: HttpRequest, pk: int, tab: str = "overview") -> Htt
     return render(request, "purchases/viewer.html", context)
 
 
+def subscriptions_of(purchase: Purchase) -> list[Subscription]:
+    """The subscriptions a purchase created or renewed (two indexed lookups;
+    an OR across the join would scan the whole table)."""
+    ids = set(
+        purchase.items.exclude(subscription_item=None).values_list(
+            "subscription_item__subscription_id", flat=True
+        )
+    )
+    if purchase.subscription_id:
+        ids.add(purchase.subscription_id)
+    return list(
+        Subscription.objects.filter(pk__in=ids)
+        .select_related("payment_method", "customer")
+        .order_by("id")
+    )
+
+
 def _tab_context(
-    request: HttpRequest, tab: str, purchase: Purchase, subs: list[Subscription]
+    request: HtmxHttpRequest, tab: str, purchase: Purchase, subs: list[Subscription]
 ) -> dict[str, Any]:
     if tab == "items":
         return {"lines": purchase.items.select_related("product", "subscription_item")}

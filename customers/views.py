@@ -3,12 +3,12 @@
 import django_filters
 from django import forms
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
-from commerce.access import client_of, staff_required
+from commerce.access import HtmxHttpRequest, client_of, staff_required
 from commerce.filters import customer_q
 from commerce.tables import PurchaseTable
 from subscriptions.tables import SubscriptionTable
@@ -34,7 +34,7 @@ class CustomerFilter(django_filters.FilterSet):
 
 @require_GET
 @staff_required()
-def customer_list(request: HttpRequest) -> HttpResponse:
+def customer_list(request: HtmxHttpRequest) -> HttpResponse:
     filterset = CustomerFilter(request.GET, queryset=client_of(request).customers.all())
     table = CustomerTable(filterset.qs)
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
@@ -44,7 +44,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @staff_required()
-def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk, client=client_of(request))
     purchases = PurchaseTable(customer.purchases.select_related("customer"), prefix="p-")
     subscriptions = SubscriptionTable(

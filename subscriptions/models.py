@@ -8,14 +8,11 @@ Workflows that touch several rows live in ``subscriptions.services``.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-
-from commerce.money import Money
 
 from .dates import Interval, interval_start
 from .errors import ConcurrentChange, TransitionNotAllowed
@@ -139,6 +136,8 @@ class Subscription(models.Model):
         indexes = [
             models.Index(fields=["status", "next_billing_date"], name="sub_status_nbd_idx"),
             models.Index(fields=["client", "status"], name="sub_client_status_idx"),
+            # The list's default order (newest first) within one client.
+            models.Index(fields=["client", "id"], name="sub_client_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -268,9 +267,6 @@ class SubscriptionItem(models.Model):
     def __str__(self) -> str:
         return f"{self.subscription_id}/{self.running_no} {self.product_id}"
 
-    def amount(self, currency: str) -> Money:
-        return Money(self.unit_price * self.quantity, currency)
-
     @property
     def billing_events_done(self) -> bool:
         return self.recurrence_count is not None and self.last_interval_no >= self.recurrence_count
@@ -321,10 +317,6 @@ class HistoryEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.event_code}: {self.summary}"
 
-    def changes(self) -> list[tuple[str, Any, Any]]:
-        """(field, before, after) for each value the entry changed."""
-        return [(key, self.before.get(key), value) for key, value in self.after.items()]
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise TransitionNotAllowed("History entries are never edited.")
@@ -333,9 +325,6 @@ class HistoryEntry(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TransitionNotAllowed("History entries are never deleted.")
 
-
-def item_total(items: list[SubscriptionItem], currency: str) -> Money:
-    total = Money(Decimal("0"), currency)
-    for item in items:
-        total = total + item.amount(currency)
-    return total
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """(field, before, after) for each value the entry changed."""
+        return [(key, self.before.get(key), value) for key, value in self.after.items()]

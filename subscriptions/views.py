@@ -9,13 +9,13 @@ import django_filters
 from django import forms
 from django.contrib import messages
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
-from commerce.access import client_of, require_role, staff_required
+from commerce.access import HtmxHttpRequest, client_of, require_role, staff_actor, staff_required
 from commerce.filters import customer_q, parse_id
 from commerce.models import Purchase
 
@@ -46,7 +46,7 @@ class SubscriptionFilter(django_filters.FilterSet):
         return queryset.filter(customer_q(value)) if value.strip() else queryset
 
 
-def _subscription_for_user(request: HttpRequest, pk: int) -> Subscription:
+def _subscription_for_user(request: HtmxHttpRequest, pk: int) -> Subscription:
     return get_object_or_404(
         Subscription.objects.select_related("customer", "payment_method", "client"),
         pk=pk,
@@ -56,7 +56,7 @@ def _subscription_for_user(request: HttpRequest, pk: int) -> Subscription:
 
 @require_GET
 @staff_required()
-def subscription_list(request: HttpRequest) -> HttpResponse:
+def subscription_list(request: HtmxHttpRequest) -> HttpResponse:
     qs = client_of(request).subscriptions.select_related("customer")
     filterset = SubscriptionFilter(request.GET, queryset=qs)
     table = SubscriptionTable(filterset.qs)
@@ -67,7 +67,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @staff_required()
-def subscription_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def subscription_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A subscription opens in the Purchase viewer of its sign-up purchase."""
     sub = _subscription_for_user(request, pk)
     purchase = signup_purchase(sub)
@@ -84,7 +84,7 @@ def signup_purchase(sub: Subscription) -> Purchase:
 
 
 def billing_context(
-    request: HttpRequest, purchase: Purchase, sub: Subscription | None
+    request: HtmxHttpRequest, purchase: Purchase, sub: Subscription | None
 ) -> dict[str, Any]:
     """Everything the Subscription Billing tab shows (constant query count)."""
     if sub is None:
@@ -117,7 +117,7 @@ class ChangeDateForm(forms.Form):
 
 @require_http_methods(["GET", "POST"])
 @staff_required()
-def subscription_action(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+def subscription_action(request: HtmxHttpRequest, pk: int, name: str) -> HttpResponse:
     """GET: the confirmation step. POST: run the action, then show the tab."""
     sub = _subscription_for_user(request, pk)
     action = actions.ACTIONS.get(name)
@@ -137,7 +137,7 @@ def subscription_action(request: HttpRequest, pk: int, name: str) -> HttpRespons
             text = actions.perform(
                 name,
                 sub=sub,
-                actor=services.Actor.staff(request.user),
+                actor=staff_actor(request),
                 running_no=running_no,
                 new_date=new_date,
             )
@@ -159,7 +159,7 @@ def subscription_action(request: HttpRequest, pk: int, name: str) -> HttpRespons
 
 @require_POST
 @staff_required()
-def add_note(request: HttpRequest, pk: int) -> HttpResponse:
+def add_note(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     sub = _subscription_for_user(request, pk)
     purchase = _purchase_in_scope(request, sub)
     require_role(request, "support")
@@ -167,7 +167,7 @@ def add_note(request: HttpRequest, pk: int) -> HttpResponse:
         services.add_note(
             subscription=sub,
             text=request.POST.get("text", ""),
-            actor=services.Actor.staff(request.user),
+            actor=staff_actor(request),
         )
         messages.success(request, "Note added.")
     except DomainError as exc:
@@ -186,14 +186,16 @@ def history_context(purchase: Purchase, subs: list[Subscription]) -> dict[str, A
     return {"purchase": purchase, "subs": subs, "entries": entries}
 
 
-def _purchase_in_scope(request: HttpRequest, sub: Subscription) -> Purchase:
+def _purchase_in_scope(request: HtmxHttpRequest, sub: Subscription) -> Purchase:
     purchase_id = _int(request.GET.get("purchase") or request.POST.get("purchase"))
     if purchase_id is None:
         return signup_purchase(sub)
     return get_object_or_404(Purchase, pk=purchase_id, client=client_of(request))
 
 
-def _billing_response(request: HttpRequest, purchase: Purchase, sub: Subscription) -> HttpResponse:
+def _billing_response(
+    request: HtmxHttpRequest, purchase: Purchase, sub: Subscription
+) -> HttpResponse:
     if request.htmx:
         sub.refresh_from_db()
         return render(

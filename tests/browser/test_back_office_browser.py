@@ -41,7 +41,7 @@ def test_support_switches_an_sm2_subscription_to_manual(page, sm2, monthly):
     open_billing_tab_of(page, "dana@example.com")
     assert page.inner_text("[data-testid=renewal-type]") == "Automatic"
     page.click("#subscription-billing >> text=Switch to Manual Renewal")
-    page.wait_for_selector(".confirm:has-text('Switch S%d to manual renewal?')" % sub.pk)
+    page.wait_for_selector(f".confirm:has-text('Switch S{sub.pk} to manual renewal?')")
     page.click("text=Confirm: Switch to Manual Renewal")
     page.wait_for_selector("text=Switch to Manual Renewal: done.")
     assert page.inner_text("[data-testid=renewal-type]") == "Manual"
@@ -71,7 +71,8 @@ def test_support_puts_an_sm1_subscription_in_await_reinstate(page, sm1):
     page.click("nav.tabs >> text=History")
     page.wait_for_selector("#history-table")
     assert "Await Reinstate: renews only when the customer confirms." in page.inner_text(
-        "#history-table")
+        "#history-table"
+    )
     assert Subscription.objects.get(pk=sub.pk).status == "Deactivated"
 
 

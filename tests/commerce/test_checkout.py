@@ -7,9 +7,17 @@ from tests.factories import ProductFactory
 
 
 def buy(client, vendor, product, **extra):
-    data = {"email": "new@example.com", "first_name": "Nia", "last_name": "Nu", "payment": "card",
-            "card_number": "4242 4242 4242 4242", "expiry_month": 12, "expiry_year": 2099,
-            f"qty_{product.pk}": 1, **extra}
+    data = {
+        "email": "new@example.com",
+        "first_name": "Nia",
+        "last_name": "Nu",
+        "payment": "card",
+        "card_number": "4242 4242 4242 4242",
+        "expiry_month": 12,
+        "expiry_year": 2099,
+        f"qty_{product.pk}": 1,
+        **extra,
+    }
     return client.post(f"/checkout/{vendor.slug}/", data)
 
 
@@ -28,15 +36,19 @@ def test_sm2_box_unticked_creates_a_manual_subscription(client, sm2, monthly):
 
 def test_sm1_offers_the_manual_variation_and_it_awaits_reinstate(client, sm1):
     ProductFactory(client=sm1, name="Backup (auto)")
-    manual = ProductFactory(client=sm1, name="Backup (manual)", renewal_mode="manual",
-                            is_one_time_rebilling=True)
+    manual = ProductFactory(
+        client=sm1, name="Backup (manual)", renewal_mode="manual", is_one_time_rebilling=True
+    )
     form = client.get(f"/checkout/{sm1.slug}/").content.decode()
     assert "Confirm auto-renewal" not in form
     assert "renews automatically" in form and "manual renewal" in form
     buy(client, sm1, manual)
     sub = Subscription.objects.get()
     assert (sub.status, sub.renewal_type, sub.items.get().status) == (
-        "Deactivated", None, "AwaitingReinstate")
+        "Deactivated",
+        None,
+        "AwaitingReinstate",
+    )
 
 
 def test_a_declined_card_shows_an_error_and_creates_no_subscription(client, sm2, monthly):

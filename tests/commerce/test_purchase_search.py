@@ -53,7 +53,9 @@ def test_filter_by_product_status_and_dates(login, sm2, purchases):
     assert ids(staff.get("/purchases/", {"status": "declined"})) == {purchases["cy"].purchase.pk}
     since = (T0 - timedelta(days=3)).date().isoformat()
     assert ids(staff.get("/purchases/", {"created_from": since})) == {
-        purchases["bob"].purchase.pk, purchases["cy"].purchase.pk}
+        purchases["bob"].purchase.pk,
+        purchases["cy"].purchase.pk,
+    }
 
 
 def test_sorting_and_an_empty_result_says_so(login, sm2, purchases):
@@ -61,7 +63,10 @@ def test_sorting_and_an_empty_result_says_so(login, sm2, purchases):
     page = staff.get("/purchases/", {"sort": "total"})
     totals = [row.record.total for row in page.context["table"].paginated_rows]
     assert totals == sorted(totals)
-    assert "No purchases match this search." in staff.get("/purchases/", {"q": "nobody"}).content.decode()
+    assert (
+        "No purchases match this search."
+        in staff.get("/purchases/", {"q": "nobody"}).content.decode()
+    )
 
 
 def test_htmx_request_gets_only_the_results(login, sm2, purchases):

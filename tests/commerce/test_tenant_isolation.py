@@ -7,8 +7,16 @@ from subscriptions.actions import ACTIONS
 from tests.conftest import sign_up
 from tests.factories import ClientFactory, ProductFactory
 
-TABS = ["overview", "items", "customer", "billing", "payments", "emails", "notifications",
-        "history"]
+TABS = [
+    "overview",
+    "items",
+    "customer",
+    "billing",
+    "payments",
+    "emails",
+    "notifications",
+    "history",
+]
 
 
 @pytest.fixture
@@ -19,8 +27,13 @@ def foreign():
 
 def foreign_urls(result):
     p, s, c = result.purchase.pk, result.subscriptions[0].pk, result.purchase.customer_id
-    gets = [f"/purchases/{p}/", *[f"/purchases/{p}/{t}/" for t in TABS], f"/subscriptions/{s}/",
-            f"/customers/{c}/", *[f"/subscriptions/{s}/actions/{n}/" for n in ACTIONS]]
+    gets = [
+        f"/purchases/{p}/",
+        *[f"/purchases/{p}/{t}/" for t in TABS],
+        f"/subscriptions/{s}/",
+        f"/customers/{c}/",
+        *[f"/subscriptions/{s}/actions/{n}/" for n in ACTIONS],
+    ]
     posts = [f"/subscriptions/{s}/actions/{n}/" for n in ACTIONS] + [f"/subscriptions/{s}/notes/"]
     return gets, posts
 
@@ -40,8 +53,10 @@ def test_every_url_of_another_clients_objects_is_404(login, sm2, foreign, role):
 
 def test_own_subscription_with_another_clients_purchase_is_404(login, sm2, monthly, foreign):
     own = sign_up(sm2, monthly)
-    response = login(sm2).get(f"/subscriptions/{own.subscriptions[0].pk}/actions/renew-now/",
-                              {"purchase": foreign.purchase.pk})
+    response = login(sm2).get(
+        f"/subscriptions/{own.subscriptions[0].pk}/actions/renew-now/",
+        {"purchase": foreign.purchase.pk},
+    )
     assert response.status_code == 404
 
 

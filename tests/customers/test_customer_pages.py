@@ -3,7 +3,8 @@ from tests.factories import ProductFactory
 
 
 def test_customer_list_search_and_viewer_show_all_their_purchases_and_subscriptions(
-        login, sm2, monthly):
+    login, sm2, monthly
+):
     yearly = ProductFactory(client=sm2, interval_months=12, initial_interval_months=12)
     first = sign_up(sm2, monthly, email="kim@example.com")
     second = sign_up(sm2, yearly, email="kim@example.com")

@@ -5,16 +5,27 @@ from datetime import timedelta
 import pytest
 
 from subscriptions import services
-from tests.conftest import STAFF, T0, fresh, history_codes, item_statuses, sign_up, subscribe
+from tests.conftest import STAFF, T0, fresh, history_codes, item_statuses, sign_up
 from tests.factories import ProductFactory
 
-TABS = ["overview", "items", "customer", "billing", "payments", "emails", "notifications",
-        "history"]
+TABS = [
+    "overview",
+    "items",
+    "customer",
+    "billing",
+    "payments",
+    "emails",
+    "notifications",
+    "history",
+]
 
 
 def action(staff, sub, name, purchase, **data):
-    return staff.post(f"/subscriptions/{sub.pk}/actions/{name}/",
-                      {"purchase": purchase.pk, **data}, headers={"HX-Request": "true"})
+    return staff.post(
+        f"/subscriptions/{sub.pk}/actions/{name}/",
+        {"purchase": purchase.pk, **data},
+        headers={"HX-Request": "true"},
+    )
 
 
 @pytest.fixture
@@ -48,9 +59,12 @@ def test_tab_query_count_does_not_grow(login, sm2, monthly, tab, django_assert_m
 def test_switch_to_manual_asks_first_then_updates_the_tab_and_history(login, sm2, bought):
     staff = login(sm2, "support")
     sub = bought.subscriptions[0]
-    confirm = staff.get(f"/subscriptions/{sub.pk}/actions/switch-manual/",
-                        {"purchase": bought.purchase.pk}, headers={"HX-Request": "true"})
-    assert "Switch S%d to manual renewal?" % sub.pk in confirm.content.decode()
+    confirm = staff.get(
+        f"/subscriptions/{sub.pk}/actions/switch-manual/",
+        {"purchase": bought.purchase.pk},
+        headers={"HX-Request": "true"},
+    )
+    assert f"Switch S{sub.pk} to manual renewal?" in confirm.content.decode()
     assert fresh(sub).renewal_type == "Automatic"  # asking changes nothing
     html = action(staff, sub, "switch-manual", bought.purchase).content.decode()
     assert 'data-testid="renewal-type">Manual' in html
@@ -65,10 +79,16 @@ def test_switch_to_manual_asks_first_then_updates_the_tab_and_history(login, sm2
 def test_without_js_the_action_redirects_back_to_the_tab(login, sm2, bought):
     staff = login(sm2)
     sub = bought.subscriptions[0]
-    page = staff.get(f"/subscriptions/{sub.pk}/actions/switch-manual/", {"purchase": bought.purchase.pk})
-    assert "<html" in page.content.decode() and "Confirm: Switch to Manual Renewal" in page.content.decode()
-    response = staff.post(f"/subscriptions/{sub.pk}/actions/switch-manual/",
-                          {"purchase": bought.purchase.pk})
+    page = staff.get(
+        f"/subscriptions/{sub.pk}/actions/switch-manual/", {"purchase": bought.purchase.pk}
+    )
+    assert (
+        "<html" in page.content.decode()
+        and "Confirm: Switch to Manual Renewal" in page.content.decode()
+    )
+    response = staff.post(
+        f"/subscriptions/{sub.pk}/actions/switch-manual/", {"purchase": bought.purchase.pk}
+    )
     assert response.status_code == 302
     assert response["Location"] == f"/purchases/{bought.purchase.pk}/billing/?subscription={sub.pk}"
     assert "Switch to Manual Renewal: done." in staff.get(response["Location"]).content.decode()
@@ -105,9 +125,12 @@ def test_change_next_billing_date(login, sm2, bought):
 
 def test_change_to_a_past_date_shows_the_reason_and_changes_nothing(login, sm2, bought):
     staff, sub = login(sm2), bought.subscriptions[0]
-    html = action(staff, sub, "change-date", bought.purchase,
-                  next_billing_date="2020-01-01").content.decode()
-    assert "Change next billing date was refused: The next billing date must be in the future." in html
+    html = action(
+        staff, sub, "change-date", bought.purchase, next_billing_date="2020-01-01"
+    ).content.decode()
+    assert (
+        "Change next billing date was refused: The next billing date must be in the future." in html
+    )
     assert history_codes(sub) == ["new"]
 
 
@@ -142,10 +165,13 @@ def test_viewer_sees_no_action_buttons_and_cannot_post(login, sm2, bought):
 
 def test_staff_add_a_note_to_history(login, sm2, bought):
     staff, sub = login(sm2), bought.subscriptions[0]
-    html = staff.post(f"/subscriptions/{sub.pk}/notes/",
-                      {"text": "Asked for an invoice copy", "purchase": bought.purchase.pk},
-                      headers={"HX-Request": "true"}).content.decode()
+    html = staff.post(
+        f"/subscriptions/{sub.pk}/notes/",
+        {"text": "Asked for an invoice copy", "purchase": bought.purchase.pk},
+        headers={"HX-Request": "true"},
+    ).content.decode()
     assert "Asked for an invoice copy" in html and "Note added." in html
-    empty = staff.post(f"/subscriptions/{sub.pk}/notes/", {"text": "  "},
-                       headers={"HX-Request": "true"}).content.decode()
+    empty = staff.post(
+        f"/subscriptions/{sub.pk}/notes/", {"text": "  "}, headers={"HX-Request": "true"}
+    ).content.decode()
     assert "Write a note first." in empty

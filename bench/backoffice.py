@@ -1,0 +1,219 @@
+"""Back-office speed at 1,000,000 subscriptions (issue 3, SPEC 13).
+
+Creates a PostgreSQL database ``commerce_bench`` (dropped first), bulk-generates
+one client with BIG subscriptions and a baseline client with SMALL ones (each
+with its customer, card, item, sign-up purchase and history entry) in set-based
+SQL, then times each back-office page in-process with Django's test client:
+median server time over N requests and the SQL query count. Printed per page:
+the big client's figures, the baseline client's, and their ratio, so "does not
+grow with the data" is read off the same run.
+
+    .venv/bin/python bench/backoffice.py            # 1,000,000 subscriptions
+    .venv/bin/python bench/backoffice.py --big 100000 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+BENCH_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/commerce_bench"
+)
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS commerce_bench WITH (FORCE)")
+        conn.execute("CREATE DATABASE commerce_bench")
+
+
+GENERATE = """
+INSERT INTO customers_customer (id, client_id, email, first_name, last_name, company, reference_id, created_at)
+SELECT g, %(client)s, 'c' || g || '@bench.example', 'First' || (g %% 997), 'Last' || (g %% 991), '', 'REF' || g,
+       now() - (g %% 700) * interval '1 hour'
+FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO customers_paymentmethod (id, customer_id, kind, card_number, expiry_month, expiry_year, created_at)
+SELECT g, g, 'card', '4242424242424242', 12, 2099, now() FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO subscriptions_subscription (id, client_id, customer_id, payment_method_id, status, sm_version,
+    renewal_type, currency, start_interval_months, start_interval_days, interval_months, interval_days,
+    start_date, end_date, anchor_date, anchor_interval_no, next_billing_date, last_interval_no,
+    status_changed_at, row_version, created_at)
+SELECT g, %(client)s, g, g,
+       (ARRAY['Active','Active','Active','Active','Active','Deactivated','Grace','Hold','Finished','Active'])[1 + g %% 10],
+       '2.0', CASE WHEN g %% 3 = 0 THEN 'Manual' ELSE 'Automatic' END, 'EUR', 1, 0, 1, 0,
+       now() - (g %% 700) * interval '1 hour', NULL, now() - (g %% 700) * interval '1 hour', 1,
+       now() - (g %% 700) * interval '1 hour' + interval '1 month', 1,
+       now() - (g %% 700) * interval '1 hour', 1, now()
+FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO subscriptions_subscriptionitem (id, subscription_id, running_no, product_id, status, version,
+    quantity, unit_price, recurrence_count, last_interval_no, start_date, end_date, deactivation_date)
+SELECT g, g, 1, %(product)s,
+       CASE WHEN g %% 10 IN (5, 8) THEN (CASE WHEN g %% 10 = 5 THEN 'Deactivated' ELSE 'Finished' END) ELSE 'Active' END,
+       1, 1, 10.00, NULL, 1, now(), NULL, NULL
+FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO commerce_purchase (id, client_id, customer_id, subscription_id, category, status, interval_no,
+    currency, total, refunded_amount, payment_method_id, charge_attempts, gateway_reference, decline_reason,
+    created_at, paid_at)
+SELECT g, %(client)s, g, g, 'signup', 'paid', NULL, 'EUR', 10.00, 0, g, 1, 'tg_bench', '',
+       now() - (g %% 700) * interval '1 hour', now()
+FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO commerce_purchaseitem (id, purchase_id, running_no, product_id, quantity, unit_price, amount,
+    subscription_item_id, interval_no)
+SELECT g, g, 1, %(product)s, 1, 10.00, 10.00, g, 1 FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO subscriptions_historyentry (client_id, subscription_id, created_at, actor_kind, actor_label,
+    event_code, summary, before, after)
+SELECT %(client)s, g, now(), 'system', 'system', 'new', 'Signed up (bench data).', '{}', '{"status": "Active"}'
+FROM generate_series(%(lo)s, %(hi)s) g;
+"""
+
+SEQUENCES = [
+    "customers_customer",
+    "customers_paymentmethod",
+    "subscriptions_subscription",
+    "subscriptions_subscriptionitem",
+    "commerce_purchase",
+    "commerce_purchaseitem",
+]
+
+
+def generate(small: int, big: int) -> dict[str, int]:
+    from django.db import connection
+
+    from commerce.models import Client, Product
+
+    ids = {}
+    ranges = {"small": (1, small), "big": (small + 1, small + big)}
+    for name, (lo, hi) in ranges.items():
+        client = Client.objects.create(name=f"Bench {name}", slug=f"bench-{name}")
+        product = Product.objects.create(client=client, name="Bench plan", price=10)
+        started = time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute(GENERATE, {"client": client.pk, "product": product.pk, "lo": lo, "hi": hi})
+        print(
+            f"generated {hi - lo + 1:>9,} subscriptions for {client.name} "
+            f"in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+        ids[name] = client.pk
+    with connection.cursor() as cur:
+        for table in SEQUENCES:
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+        cur.execute("VACUUM ANALYZE")
+    return ids
+
+
+def pages(client_pk: int) -> list[tuple[str, str]]:
+    from commerce.models import Purchase
+
+    purchase = Purchase.objects.filter(client_id=client_pk).order_by("-id")[500]
+    email = purchase.customer.email
+    viewer = [
+        (f"viewer: {tab}", f"/purchases/{purchase.pk}/{tab}/")
+        for tab in [
+            "overview",
+            "items",
+            "customer",
+            "billing",
+            "payments",
+            "emails",
+            "notifications",
+            "history",
+        ]
+    ]
+    return [
+        ("purchase search, page 1", "/purchases/"),
+        ("purchase search, by e-mail", f"/purchases/?q={email}"),
+        ("purchase search, by S-id", f"/purchases/?q=S{purchase.subscription_id}"),
+        ("subscription list, page 1", "/subscriptions/"),
+        ("subscription list, page 10,000", "/subscriptions/?page=10000"),
+        ("subscription list, status filter", "/subscriptions/?status=Grace"),
+        ("customer list, page 1", "/customers/"),
+        *viewer,
+    ]
+
+
+def measure(staff: object, url: str, repeat: int) -> tuple[float, int, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    timings, queries, status = [], 0, 0
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = staff.get(
+                url,
+                headers={"HX-Request": "true"}
+                if "/purchases/" in url and url.count("/") > 3
+                else {},
+            )
+            if getattr(response, "streaming", False):
+                b"".join(response.streaming_content)
+            timings.append((time.perf_counter() - started) * 1000)
+        queries, status = len(captured.captured_queries), response.status_code
+    return statistics.median(timings), queries, status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--reuse", action="store_true", help="keep the generated database")
+    args = parser.parse_args()
+    os.environ["DATABASE_URL"] = BENCH_URL
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commerce.settings")
+    os.environ["DEBUG"] = "false"
+    if not args.reuse:
+        recreate_database()
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.test import Client as TestClient
+
+    from commerce.models import Client, StaffMembership
+
+    settings.ALLOWED_HOSTS = ["*"]
+    if not args.reuse:
+        call_command("migrate", verbosity=0)
+        ids = generate(args.small, args.big)
+    else:
+        ids = {n: Client.objects.get(slug=f"bench-{n}").pk for n in ("small", "big")}
+    results = {}
+    for name, pk in ids.items():
+        user, _ = get_user_model().objects.get_or_create(username=f"bench-{name}")
+        StaffMembership.objects.get_or_create(user=user, client_id=pk, defaults={"role": "support"})
+        staff = TestClient()
+        staff.force_login(user)
+        results[name] = {label: measure(staff, url, args.repeat) for label, url in pages(pk)}
+    print(f"\n{'page':<36}{'big ms':>9}{'queries':>9}{'small ms':>10}{'queries':>9}{'ratio':>7}")
+    for label, (ms, queries, status) in results["big"].items():
+        small_ms, small_queries, _ = results["small"][label]
+        flag = "" if status == 200 else f"  HTTP {status}"
+        print(
+            f"{label:<36}{ms:>9.1f}{queries:>9}{small_ms:>10.1f}{small_queries:>9}"
+            f"{ms / small_ms:>7.2f}{flag}"
+        )
+    print(
+        f"\nbig = {args.big:,} subscriptions in one client; small = {args.small:,}; "
+        f"median of {args.repeat} requests, server time in-process."
+    )
+
+
+if __name__ == "__main__":
+    main()
