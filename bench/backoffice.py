@@ -137,6 +137,8 @@ def pages(client_pk: int) -> list[tuple[str, str]]:
         ("purchase search, page 1", "/purchases/"),
         ("purchase search, by e-mail", f"/purchases/?q={email}"),
         ("purchase search, by S-id", f"/purchases/?q=S{purchase.subscription_id}"),
+        ("purchase search, by name prefix", "/purchases/?q=Last98"),
+        ("customer search, by name prefix", "/customers/?q=Last98"),
         ("subscription list, page 1", "/subscriptions/"),
         ("subscription list, page 10,000", "/subscriptions/?page=10000"),
         ("subscription list, status filter", "/subscriptions/?status=Grace"),

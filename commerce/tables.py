@@ -1,40 +1,33 @@
+"""Tables of the back office. django-tables2 does sorting and paging; rows
+are rendered by one small template per table (``row_template``), which is
+several times faster than per-cell rendering at 25 rows a page."""
+
 import django_tables2 as tables
 
 from .models import Purchase
 
 
-class PurchaseTable(tables.Table):
-    id = tables.Column(
-        verbose_name="Purchase",
-        linkify=("purchase", {"pk": tables.A("pk")}),
-        attrs={"a": {"hx-boost": "false"}},  # a row opens a page, not a swap
-    )
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
-    customer = tables.Column(
-        accessor="customer__email", verbose_name="Customer", order_by=("customer__email",)
-    )
-    category = tables.Column()
-    status = tables.Column()
-    total = tables.Column(attrs={"td": {"class": "num"}})
-    subscription = tables.Column(
-        accessor="subscription_id", verbose_name="Subscription", orderable=False
-    )
+class LeanTable(tables.Table):
+    row_template = ""
+    numeric: tuple[str, ...] = ()
 
     class Meta:
+        template_name = "tables/lean.html"
+
+
+class PurchaseTable(LeanTable):
+    row_template = "tables/purchase_row.html"
+    numeric = ("total",)
+    id = tables.Column(verbose_name="Purchase")
+    created_at = tables.Column(verbose_name="Created")
+    customer = tables.Column(verbose_name="Customer", order_by=("customer__email",))
+    category = tables.Column()
+    status = tables.Column()
+    total = tables.Column()
+    subscription = tables.Column(verbose_name="Subscription", orderable=False)
+
+    class Meta(LeanTable.Meta):
         model = Purchase
         fields = ("id", "created_at", "customer", "category", "status", "total", "subscription")
         order_by = ("-created_at",)
-        attrs = {"class": "table"}
         empty_text = "No purchases match this search."
-
-    def render_total(self, record: Purchase) -> str:
-        return f"{record.total} {record.currency}"
-
-    def render_subscription(self, value: int | None) -> str:
-        return f"S{value}" if value else "—"
-
-    def render_status(self, record: Purchase) -> str:
-        return record.get_status_display()
-
-    def render_category(self, record: Purchase) -> str:
-        return record.get_category_display()

@@ -10,7 +10,6 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
-from django_tables2 import RequestConfig
 
 from subscriptions.models import Subscription
 from subscriptions.views import billing_context, history_context
@@ -18,6 +17,7 @@ from subscriptions.views import billing_context, history_context
 from .access import HtmxHttpRequest, client_of, membership_of, staff_required
 from .filters import PurchaseFilter
 from .models import Client, OutboxNotification, Purchase
+from .paging import paginate
 from .tables import PurchaseTable
 
 TABS = [
@@ -51,7 +51,7 @@ def _purchase_filter(request: HtmxHttpRequest) -> PurchaseFilter:
 def purchase_search(request: HtmxHttpRequest) -> HttpResponse:
     filterset = _purchase_filter(request)
     table = PurchaseTable(filterset.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    paginate(request, table)
     template = "purchases/search.html" + ("#purchase-results" if request.htmx else "")
     return render(request, template, {"filter": filterset, "table": table})
 

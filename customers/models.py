@@ -40,7 +40,9 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["client", "reference_id"]),
             # Stored lower-case by the services; exact e-mail search uses this.
-            models.Index(fields=["client", "email"], name="customer_client_email_idx"),
+            # (Prefix search on e-mail and names has PostgreSQL pattern indexes,
+            # migration 0004.)
+            models.Index(fields=["email"], name="customer_email_idx"),
         ]
 
     def __str__(self) -> str:

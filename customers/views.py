@@ -6,10 +6,10 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
-from django_tables2 import RequestConfig
 
 from commerce.access import HtmxHttpRequest, client_of, staff_required
 from commerce.filters import customer_q
+from commerce.paging import paginate
 from commerce.tables import PurchaseTable
 from subscriptions.tables import SubscriptionTable
 
@@ -37,7 +37,7 @@ class CustomerFilter(django_filters.FilterSet):
 def customer_list(request: HtmxHttpRequest) -> HttpResponse:
     filterset = CustomerFilter(request.GET, queryset=client_of(request).customers.all())
     table = CustomerTable(filterset.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    paginate(request, table)
     template = "customers/list.html" + ("#customer-results" if request.htmx else "")
     return render(request, template, {"filter": filterset, "table": table})
 
@@ -50,8 +50,8 @@ def customer_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     subscriptions = SubscriptionTable(
         customer.subscriptions.select_related("customer"), prefix="s-"
     )
-    RequestConfig(request, paginate={"per_page": 10}).configure(purchases)
-    RequestConfig(request, paginate={"per_page": 10}).configure(subscriptions)
+    paginate(request, purchases, 10)
+    paginate(request, subscriptions, 10)
     return render(
         request,
         "customers/detail.html",

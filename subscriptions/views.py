@@ -13,11 +13,11 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_tables2 import RequestConfig
 
 from commerce.access import HtmxHttpRequest, client_of, require_role, staff_actor, staff_required
 from commerce.filters import customer_q, parse_id
 from commerce.models import Purchase
+from commerce.paging import paginate
 
 from . import actions, services
 from .errors import DomainError
@@ -60,7 +60,7 @@ def subscription_list(request: HtmxHttpRequest) -> HttpResponse:
     qs = client_of(request).subscriptions.select_related("customer")
     filterset = SubscriptionFilter(request.GET, queryset=qs)
     table = SubscriptionTable(filterset.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    paginate(request, table)
     template = "subscriptions/list.html" + ("#subscription-results" if request.htmx else "")
     return render(request, template, {"filter": filterset, "table": table})
 

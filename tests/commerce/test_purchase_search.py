@@ -21,7 +21,7 @@ def purchases(sm2, monthly):
 
 
 def ids(response):
-    return {row.record.pk for row in response.context["table"].paginated_rows}
+    return {record.pk for record in response.context["table"].page.object_list}
 
 
 def test_search_by_purchase_id(login, sm2, purchases):
@@ -61,7 +61,7 @@ def test_filter_by_product_status_and_dates(login, sm2, purchases):
 def test_sorting_and_an_empty_result_says_so(login, sm2, purchases):
     staff = login(sm2)
     page = staff.get("/purchases/", {"sort": "total"})
-    totals = [row.record.total for row in page.context["table"].paginated_rows]
+    totals = [record.total for record in page.context["table"].page.object_list]
     assert totals == sorted(totals)
     assert (
         "No purchases match this search."
@@ -103,3 +103,9 @@ def test_query_count_does_not_grow_with_rows(login, sm2, monthly, django_assert_
         sign_up(sm2, monthly, email=f"b{n}@example.com")
     with django_assert_max_num_queries(len(few.captured_queries)):
         staff.get("/purchases/")
+
+
+def test_a_page_past_the_end_falls_back_to_the_first_page(login, sm2, purchases):
+    page = login(sm2).get("/purchases/", {"page": 99})
+    assert page.status_code == 200
+    assert page.context["table"].page.number == 1 and len(ids(page)) == 3
