@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
+from customers.models import CustomerEmail
 from subscriptions.models import Subscription
 from subscriptions.views import billing_context, history_context
 
@@ -164,6 +165,9 @@ def _tab_context(
     if tab == "notifications":
         notes = OutboxNotification.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))
         return {"notifications": notes.order_by("-created_at")[:100]}
+    if tab == "emails":
+        emails = CustomerEmail.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))
+        return {"emails": emails.order_by("-created_at", "-id")[:100]}
     if tab == "history":
         return history_context(purchase, subs)
     return {}

@@ -89,3 +89,48 @@ class PaymentMethod(models.Model):
     @property
     def is_online(self) -> bool:
         return self.kind == self.Kind.CARD
+
+
+class CustomerEmail(models.Model):
+    """An e-mail to a customer: written in the same transaction as the change
+    it tells about, sent by a worker after commit, kept as a log that the
+    Purchase viewer's E-mails tab lists."""
+
+    class Kind(models.TextChoices):
+        RECEIPT = "receipt", "Receipt"
+        REMINDER = "reminder", "Renewal reminder"
+        INVOICE = "invoice", "Invoice"
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        ON_HOLD = "on_hold", "Subscription on hold"
+        DEACTIVATED = "deactivated", "Subscription deactivated"
+        CHANGED = "changed", "Subscription changed"
+
+    client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="emails")
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.CASCADE, null=True, blank=True,
+        related_name="emails",
+    )
+    purchase = models.ForeignKey(
+        "commerce.Purchase", on_delete=models.CASCADE, null=True, blank=True, related_name="emails"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    to = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body_text = models.TextField()
+    body_html = models.TextField()
+    created_at = models.DateTimeField(db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=models.Q(sent_at__isnull=True),
+                name="email_unsent_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to}"

@@ -125,6 +125,8 @@ class Subscription(models.Model):
     last_interval_no = models.PositiveIntegerField(default=0)
     # When the current status began: grace and hold expiry count from here.
     status_changed_at = models.DateTimeField()
+    # The interval whose renewal reminder went out (so a reminder goes once).
+    reminded_interval_no = models.PositiveIntegerField(default=0)
     # Optimistic lock: every change bumps it with a conditional UPDATE.
     row_version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -328,3 +330,43 @@ class HistoryEntry(models.Model):
     def changes(self) -> list[tuple[str, Any, Any]]:
         """(field, before, after) for each value the entry changed."""
         return [(key, self.before.get(key), value) for key, value in self.after.items()]
+
+
+class RenewalRun(models.Model):
+    """One sweep of the schedule (SPEC 5.2): what was due and what happened.
+    Batches update the counters as they finish, so the page shows progress."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    client = models.ForeignKey(
+        "commerce.Client", on_delete=models.CASCADE, null=True, blank=True,
+        help_text="Empty: all clients",
+    )
+    trigger = models.CharField(max_length=20, default="beat")
+    as_of = models.DateTimeField(help_text="The moment the sweep treated as now")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    due = models.PositiveIntegerField(default=0)
+    charged = models.PositiveIntegerField(default=0)
+    declined = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    reminders = models.PositiveIntegerField(default=0)
+    dunning = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.batches_total:
+            return 100 if self.status == self.Status.FINISHED else 0
+        return min(100, round(100 * self.batches_done / self.batches_total))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commerce.models import OutboxNotification, Purchase
+from customers.emails import queue_for_notification
 
 from .models import Subscription, SubscriptionItem
 
@@ -89,13 +90,19 @@ def purchase_payload(
 def queue(
     purchase: Purchase, notification: str, payload: dict[str, Any], *, generate_mail: bool = True
 ) -> OutboxNotification:
-    """Outbox row for a purchase-level event (sign-up, declines, refunds)."""
-    return OutboxNotification.objects.create(
+    """Outbox row (and customer e-mail) for a purchase-level event
+    (sign-up, declines, refunds)."""
+    at = purchase.paid_at or purchase.created_at
+    row = OutboxNotification.objects.create(
         client_id=purchase.client_id,
         type=notification,
         payload=payload,
         subscription_id=purchase.subscription_id,
         purchase=purchase,
         generate_mail=generate_mail,
-        created_at=purchase.paid_at or purchase.created_at,
+        created_at=at,
     )
+    if generate_mail:
+        queue_for_notification(notification, subscription=purchase.subscription,
+                               purchase=purchase, at=at)
+    return row

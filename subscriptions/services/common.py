@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from commerce.models import OutboxNotification, Purchase
+from customers.emails import queue_for_notification
 from customers.models import Customer
 
 from ..errors import NotFound, TransitionNotAllowed
@@ -160,5 +161,7 @@ def record(
             generate_mail=generate_mail,
             created_at=at,
         )
+        if generate_mail:
+            queue_for_notification(notification, subscription=sub, purchase=purchase, at=at)
     locked.before = after
     return entry

@@ -1,0 +1,106 @@
+"""Customer e-mails (SPEC 5.2): written as ``CustomerEmail`` rows in the
+transaction that causes them, sent by a Celery worker after commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .models import CustomerEmail
+
+if TYPE_CHECKING:
+    from commerce.models import Purchase
+    from subscriptions.models import Subscription
+
+K = CustomerEmail.Kind
+
+# Which notification (SPEC 4) tells the customer what, by e-mail.
+KIND_FOR_NOTIFICATION = {
+    "PaidOrderNotification": K.RECEIPT,
+    "NewOfflinePaymentPurchaseNotification": K.INVOICE,
+    "OnlinePaymentDeclined": K.PAYMENT_FAILED,
+    "RecurringBillingOnGraceNotification": K.PAYMENT_FAILED,
+    "RecurringBillingOnHoldNotification": K.ON_HOLD,
+    "RecurringBillingCanceledNotification": K.DEACTIVATED,
+    "RecurringBillingReinstatedNotification": K.CHANGED,
+    "SubscriptionRenewalTypeChangedNotification": K.CHANGED,
+    "SubscriptionBillingDateExtendedNotification": K.CHANGED,
+    "SubscriptionReminderChargeNotification": K.REMINDER,
+    "SubscriptionReminderOfflinePayNotification": K.REMINDER,
+    "SubscriptionReminderPayOptExpNotification": K.REMINDER,
+}
+
+SUBJECTS = {
+    K.RECEIPT: "Your receipt from {client}",
+    K.INVOICE: "Your invoice from {client}",
+    K.REMINDER: "Your {client} subscription renews on {date}",
+    K.PAYMENT_FAILED: "We could not charge your payment method",
+    K.ON_HOLD: "Your {client} subscription is on hold",
+    K.DEACTIVATED: "Your {client} subscription has ended",
+    K.CHANGED: "Your {client} subscription was updated",
+}
+
+
+def build(kind: str, *, subscription: Subscription | None, purchase: Purchase | None,
+          at: datetime, notification: str = "") -> CustomerEmail:
+    """An unsaved e-mail (callers save it, or bulk-create many)."""
+    owner = subscription or purchase
+    assert owner is not None
+    customer, client = owner.customer, owner.client
+    context: dict[str, Any] = {
+        "kind": kind, "client": client, "customer": customer, "subscription": subscription,
+        "purchase": purchase, "notification": notification,
+    }
+    date = subscription.next_billing_date.strftime("%Y-%m-%d") if subscription else ""
+    return CustomerEmail(
+        client_id=client.pk, customer_id=customer.pk,
+        subscription_id=subscription.pk if subscription else None,
+        purchase_id=purchase.pk if purchase else None,
+        kind=kind, to=customer.email, created_at=at,
+        subject=SUBJECTS[kind].format(client=client.name, date=date),
+        body_text=render_to_string("emails/customer.txt", context),
+        body_html=render_to_string("emails/customer.html", context),
+    )
+
+
+def queue_for_notification(notification: str, *, subscription: Subscription | None,
+                           purchase: Purchase | None, at: datetime) -> CustomerEmail | None:
+    kind = KIND_FOR_NOTIFICATION.get(notification)
+    if kind is None:
+        return None
+    email = build(kind, subscription=subscription, purchase=purchase, at=at,
+                  notification=notification)
+    email.save()
+    deliver_after_commit()
+    return email
+
+
+def deliver_after_commit() -> None:
+    from .tasks import send_customer_emails
+
+    transaction.on_commit(send_customer_emails.delay, robust=True)
+
+
+def send_pending(limit: int = 200) -> int:
+    """Send unsent e-mails; rows another worker is sending are skipped."""
+    with transaction.atomic():
+        batch = list(CustomerEmail.objects.select_for_update(skip_locked=True)
+                     .filter(sent_at__isnull=True).order_by("created_at")[:limit])
+        if not batch:
+            return 0
+        messages = []
+        for email in batch:
+            message = EmailMultiAlternatives(email.subject, email.body_text,
+                                             settings.DEFAULT_FROM_EMAIL, [email.to])
+            message.attach_alternative(email.body_html, "text/html")
+            messages.append(message)
+        get_connection().send_messages(messages)
+        now = timezone.now()
+        CustomerEmail.objects.filter(pk__in=[e.pk for e in batch]).update(sent_at=now)
+    return len(batch)
