@@ -134,6 +134,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # simulates a real processor.
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "commerce.gateway.TestGateway")
 TEST_GATEWAY_LATENCY_MS = int(os.environ.get("TEST_GATEWAY_LATENCY_MS", "0"))
+# Charges of one renewal batch in flight at once (a connection pool's size).
+TEST_GATEWAY_CONCURRENCY = int(os.environ.get("TEST_GATEWAY_CONCURRENCY", "16"))
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@commerce-assistant.local")

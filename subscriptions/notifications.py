@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce.models import OutboxNotification, Purchase
+from commerce.models import OutboxNotification, Purchase, PurchaseItem
 from customers.emails import queue_for_notification
 
 from .models import Subscription, SubscriptionItem
@@ -21,6 +21,9 @@ ON_HOLD = "RecurringBillingOnHoldNotification"
 REFUND = "RefundNotification"
 PARTIAL_REFUND = "PartialRefundNotification"
 CHARGEBACK = "ChargebackNotification"
+REMINDER_CHARGE = "SubscriptionReminderChargeNotification"
+REMINDER_OFFLINE = "SubscriptionReminderOfflinePayNotification"
+REMINDER_CARD_EXPIRING = "SubscriptionReminderPayOptExpNotification"
 
 
 def _date(value: Any) -> str | None:
@@ -48,11 +51,12 @@ def purchase_payload(
     purchase: Purchase,
     subs: list[tuple[Subscription, list[SubscriptionItem]]],
     event_code: str,
+    lines: list[PurchaseItem] | None = None,
 ) -> dict[str, Any]:
     """A purchase with, per item, its RecurringBilling object (SPEC 7)."""
     by_item = {item.pk: (sub, item) for sub, items in subs for item in items}
-    lines = []
-    for pi in purchase.items.all():
+    out = []
+    for pi in purchase.items.all() if lines is None else lines:
         line: dict[str, Any] = {
             "RunningNo": pi.running_no,
             "ProductId": pi.product_id,
@@ -73,7 +77,7 @@ def purchase_payload(
                 "RenewalType": sub.renewal_type,
                 "CancellationUrl": "",
             }
-        lines.append(line)
+        out.append(line)
     return {
         "Purchase": {
             "Id": purchase.pk,
@@ -82,7 +86,7 @@ def purchase_payload(
             "Status": purchase.status,
             "Total": str(purchase.total),
             "CurrencyId": purchase.currency,
-            "Items": lines,
+            "Items": out,
         }
     }
 

@@ -1,0 +1,51 @@
+"""Celery tasks of the renewal engine: each takes ids and calls one service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+from django.db import transaction
+from django.utils.dateparse import parse_datetime
+
+from commerce.models import Client
+
+from . import renewals
+
+TRANSIENT_RETRIES = 3
+RETRY_BASE_SECONDS = 30
+
+
+@shared_task
+def sweep(client_id: int | None = None, trigger: str = "beat") -> int:
+    """Find due work and fan it out in batches; returns the number of batches."""
+    client = Client.objects.get(pk=client_id) if client_id else None
+    work = renewals.start_sweep(client=client, trigger=trigger)
+    for item in work:
+        args = (item.run.pk, item.kind, item.ids, item.run.as_of.isoformat())
+        transaction.on_commit(lambda args=args: process_batch.delay(*args))
+    return len(work)
+
+
+@shared_task(acks_late=True)
+def process_batch(run_id: int, kind: str, ids: list[int], as_of: str, attempt: int = 0) -> dict:
+    """One batch. Safe to run twice: rows are claimed with SKIP LOCKED and
+    only while still due; a charge is unique per subscription and interval."""
+    moment = _when(as_of)
+    outcome = renewals.run_batch(kind, ids, as_of=moment)
+    if outcome.retry_ids and attempt < TRANSIENT_RETRIES:
+        # Transient gateway errors: back off 30 s, 60 s, 120 s; after that
+        # they are still due and the next sweep tries again.
+        renewals.retry_later(run_id)
+        process_batch.apply_async(
+            (run_id, kind, outcome.retry_ids, as_of, attempt + 1),
+            countdown=RETRY_BASE_SECONDS * 2**attempt)
+    renewals.finish_batch(run_id, outcome.counts)
+    return dict(outcome.counts)
+
+
+def _when(value: str) -> datetime:
+    moment = parse_datetime(value)
+    if moment is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return moment
