@@ -128,6 +128,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# A late-acked task whose worker died is handed out again after this long.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# Subscriptions per renewal batch (one task).
+RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "500"))
 
 # --- Payments -------------------------------------------------------------
 # The built-in test gateway answers by card number (SPEC 5.3); latency in ms

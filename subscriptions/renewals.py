@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -47,7 +48,6 @@ from .models import (
 )
 
 S, IS = SubscriptionStatus, ItemStatus
-BATCH_SIZE = 500
 REMINDER_HORIZON_DAYS = 60  # no reminder setting may exceed this
 
 
@@ -96,8 +96,9 @@ def _due(scope: Any, as_of: datetime) -> dict[str, Any]:
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), BATCH_SIZE):
-        yield ids[start:start + BATCH_SIZE]
+    size = settings.RENEWAL_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 @dataclass

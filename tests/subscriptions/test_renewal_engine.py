@@ -1,0 +1,258 @@
+"""The renewal engine (SPEC 5.2): sweeps and bulk batches."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from commerce.gateway import CARD_DECLINES_AFTER_FIRST, CARD_TRANSIENT_ERROR, TestGateway
+from commerce.models import GatewayCharge, OutboxNotification, Purchase
+from customers.models import CustomerEmail
+from subscriptions import renewals, services
+from subscriptions.models import RenewalRun, Subscription
+from tests.conftest import (
+    STAFF,
+    T0,
+    fresh,
+    history_codes,
+    item_statuses,
+    notification_types,
+    sign_up,
+    subscribe,
+)
+from tests.factories import ClientFactory, ProductFactory
+
+FEB28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
+MAR31 = datetime(2026, 3, 31, 12, tzinfo=UTC)
+
+
+def sweep(at, **kwargs):
+    """What beat + workers do, in-process."""
+    work = renewals.start_sweep(as_of=at, **kwargs)
+    for item in work:
+        outcome = renewals.run_batch(item.kind, item.ids, as_of=item.run.as_of)
+        renewals.finish_batch(item.run.pk, outcome.counts)
+    return work
+
+
+def many(vendor, product, n, **kwargs):
+    return [subscribe(vendor, product, email=f"m{i}-{product.pk}@example.com", **kwargs)
+            for i in range(n)]
+
+
+def paid_renewals(sub):
+    return Purchase.objects.filter(subscription=sub, category="renewal", status="paid").count()
+
+
+def test_a_due_set_is_renewed_once_even_when_swept_twice(vendor, plan):
+    subs = many(vendor, plan, 5)
+    sweep(FEB28)
+    sweep(FEB28)
+    for sub in subs:
+        sub = fresh(sub)
+        assert (sub.last_interval_no, sub.next_billing_date, paid_renewals(sub)) == (2, MAR31, 1)
+        assert history_codes(sub)[-1] == "renewed"
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 5
+
+
+def test_bulk_renewal_writes_what_the_per_row_service_writes(sm2, monthly):
+    bulk, single = many(sm2, monthly, 2, quantity=2)
+    outcome = renewals.charge_batch([bulk.pk], as_of=FEB28)
+    assert outcome.counts["charged"] == 1
+    services.renew_due(subscription=single, at=FEB28)
+    a, b = fresh(bulk), fresh(single)
+    for field in ("status", "last_interval_no", "next_billing_date", "renewal_type"):
+        assert getattr(a, field) == getattr(b, field)
+    assert history_codes(a) == history_codes(b)
+    assert notification_types(a) == notification_types(b)
+    assert [h.after for h in a.history.all()] == [h.after for h in b.history.all()]
+    assert list(a.items.values_list("last_interval_no", flat=True)) == [2]
+    pa = Purchase.objects.get(subscription=a, category="renewal")
+    pb = Purchase.objects.get(subscription=b, category="renewal")
+    assert (pa.total, pa.status, pa.items.count()) == (pb.total, pb.status, pb.items.count())
+    payload = OutboxNotification.objects.filter(purchase=pa).get().payload
+    assert payload["Purchase"]["Items"][0]["RecurringBilling"]["IntervalNo"] == 2
+    assert set(CustomerEmail.objects.filter(subscription=a).values_list("kind", flat=True)) == \
+        {"receipt"}
+
+
+def test_a_batch_costs_the_same_number_of_queries_for_5_or_50(sm2, monthly,
+                                                               django_assert_max_num_queries):
+    five = [s.pk for s in many(sm2, monthly, 5)]
+    other = ProductFactory(client=sm2)
+    fifty = [s.pk for s in many(sm2, other, 50)]
+    with django_assert_max_num_queries(40) as small:
+        renewals.charge_batch(five, as_of=FEB28)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        renewals.charge_batch(fifty, as_of=FEB28)
+    assert Purchase.objects.filter(category="renewal", status="paid").count() == 55
+
+
+def test_declines_go_to_grace_with_notification_and_email(vendor, plan):
+    subs = many(vendor, plan, 3, number=CARD_DECLINES_AFTER_FIRST)
+    outcome = renewals.charge_batch([s.pk for s in subs], as_of=FEB28)
+    assert outcome.counts["declined"] == 3 and not outcome.retry_ids
+    for sub in subs:
+        assert (fresh(sub).status, item_statuses(sub)) == ("Grace", ["Active"])
+        assert notification_types(sub)[-1] == "RecurringBillingOnGraceNotification"
+        assert CustomerEmail.objects.filter(subscription=sub, kind="payment_failed").exists()
+
+
+def test_zero_grace_and_hold_deactivates_in_bulk(monthly, sm2):
+    sm2.grace_period_days = sm2.hold_days = 0
+    sm2.save()
+    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+    renewals.charge_batch([sub.pk], as_of=FEB28)
+    assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["Deactivated"])
+
+
+def test_transient_errors_are_retried_not_declined(sm2, monthly):
+    sub = subscribe(sm2, monthly)
+    sub.payment_method.card_number = CARD_TRANSIENT_ERROR
+    sub.payment_method.save()
+    outcome = renewals.charge_batch([sub.pk], as_of=FEB28)
+    assert outcome.retry_ids == [sub.pk] and outcome.counts["error"] == 1
+    assert fresh(sub).status == "Active"
+    sub.payment_method.card_number = "4242424242424242"
+    sub.payment_method.save()
+    assert renewals.charge_batch(outcome.retry_ids, as_of=FEB28).counts["charged"] == 1
+    assert paid_renewals(sub) == 1
+
+
+def test_crash_between_charge_and_record_is_finished_without_a_second_charge(
+        sm2, monthly, monkeypatch):
+    subs = many(sm2, monthly, 3)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(renewals, "_record", killed)
+    with pytest.raises(SystemExit):
+        renewals.charge_batch([s.pk for s in subs], as_of=FEB28)
+    monkeypatch.undo()
+    assert all(fresh(s).last_interval_no == 1 for s in subs)  # still due
+    sweep(FEB28 + timedelta(minutes=5))
+    assert [paid_renewals(s) for s in subs] == [1, 1, 1]
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 3
+
+
+def test_special_cases_go_through_the_per_row_rules(sm1, sm2, monthly):
+    manual_product = ProductFactory(client=sm1, renewal_mode="manual", is_one_time_rebilling=True)
+    sm1_manual = subscribe(sm1, manual_product)
+    services.reinstate_items(subscription=sm1_manual, running_nos=[1], actor=STAFF, at=T0)
+    sm2_manual = subscribe(sm2, monthly, auto=False, email="man@example.com")
+    invoice = sign_up(sm2, monthly, invoice=True, email="inv@example.com")
+    services.mark_purchase_paid(purchase=invoice.purchase, actor=STAFF, at=T0)
+    last = subscribe(sm2, ProductFactory(client=sm2, recurrence_count=1), email="l@example.com")
+    sweep(FEB28)
+    assert (fresh(sm1_manual).status, item_statuses(sm1_manual)) == ("Deactivated",
+                                                                      ["AwaitingReinstate"])
+    assert paid_renewals(sm1_manual) == 1
+    assert fresh(sm2_manual).status == "Grace" and paid_renewals(sm2_manual) == 0
+    assert fresh(invoice.subscriptions[0]).status == "Grace"
+    assert fresh(last).status == "Finished"
+
+
+def test_handled_by_client_is_never_swept(sm2, monthly):
+    sub = subscribe(sm2, monthly)
+    services.hand_over_to_client(subscription=sub, actor=STAFF, at=T0)
+    assert sweep(FEB28 + timedelta(days=90)) == []
+
+
+def test_reminders_go_once_per_interval_seven_days_before(vendor, plan):
+    sub = subscribe(vendor, plan)
+    sweep(FEB28 - timedelta(days=8))
+    assert not CustomerEmail.objects.filter(kind="reminder").exists()
+    sweep(FEB28 - timedelta(days=7))
+    sweep(FEB28 - timedelta(days=6))
+    assert CustomerEmail.objects.filter(kind="reminder", subscription=sub).count() == 1
+    assert notification_types(sub).count("SubscriptionReminderChargeNotification") == 1
+    sweep(FEB28)
+    sweep(MAR31 - timedelta(days=7))
+    assert CustomerEmail.objects.filter(kind="reminder", subscription=sub).count() == 2
+
+
+def test_reminder_kinds_for_invoices_and_expiring_cards(sm2, monthly):
+    sm2.reminder_days = 3
+    sm2.save()
+    invoice = sign_up(sm2, monthly, invoice=True, email="i@example.com")
+    services.mark_purchase_paid(purchase=invoice.purchase, actor=STAFF, at=T0)
+    expiring = subscribe(sm2, monthly, email="e@example.com")
+    expiring.payment_method.expiry_year, expiring.payment_method.expiry_month = 2026, 1
+    expiring.payment_method.save()
+    sweep(FEB28 - timedelta(days=3))
+    assert notification_types(invoice.subscriptions[0])[-1] == \
+        "SubscriptionReminderOfflinePayNotification"
+    assert notification_types(expiring)[-1] == "SubscriptionReminderPayOptExpNotification"
+
+
+def test_dunning_retries_on_days_1_3_5_then_hold_then_deactivated(sm2, monthly):
+    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+    sweep(FEB28)
+    renewal = Purchase.objects.get(subscription=sub, category="renewal")
+    for day, attempts in [(1, 2), (2, 2), (3, 3), (5, 4), (6, 4)]:
+        sweep(FEB28 + timedelta(days=day))
+        renewal.refresh_from_db()
+        assert renewal.charge_attempts == attempts, day
+    sweep(FEB28 + timedelta(days=7))
+    assert fresh(sub).status == "Hold"
+    sweep(FEB28 + timedelta(days=14))
+    assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["Deactivated"])
+    assert set(CustomerEmail.objects.filter(subscription=sub).values_list("kind", flat=True)) >= \
+        {"payment_failed", "on_hold", "deactivated"}
+
+
+def test_a_retry_that_succeeds_reactivates(sm2, monthly):
+    sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
+    sweep(FEB28)
+    sub.payment_method.card_number = "4242424242424242"
+    sub.payment_method.save()
+    sweep(FEB28 + timedelta(days=1))
+    sub = fresh(sub)
+    assert (sub.status, sub.last_interval_no) == ("Active", 2)
+    assert sub.next_billing_date == FEB28 + timedelta(days=1) + timedelta(days=31)
+
+
+def test_a_run_is_recorded_per_client_with_its_counts(sm2, monthly):
+    other = ClientFactory()
+    many(sm2, monthly, 3)
+    subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST, email="d@example.com")
+    subscribe(other, ProductFactory(client=other), email="o@example.com")
+    sweep(FEB28)
+    run = RenewalRun.objects.get(client=sm2)
+    assert (run.status, run.due, run.charged, run.declined, run.progress_percent) == (
+        "finished", 4, 3, 1, 100)
+    assert run.finished_at is not None
+    assert RenewalRun.objects.get(client=other).charged == 1
+
+
+def test_run_renewals_command_sweeps_in_the_foreground(sm2, monthly, capsys):
+    many(sm2, monthly, 2)
+    call_command("run_renewals", "--as-of", FEB28.isoformat())
+    assert "2 charged, 0 declined" in capsys.readouterr().out
+    assert Subscription.objects.filter(last_interval_no=2).count() == 2
+
+
+def test_time_travel_through_month_ends_and_the_last_billing_event(vendor, clock):
+    course = ProductFactory(client=vendor, recurrence_count=3)
+    sub = subscribe(vendor, course)
+    expected = ["2026-02-28", "2026-03-31", "2026-04-30"]
+    for day in expected:
+        clock.move_to(datetime.fromisoformat(day + "T12:00:00+00:00"))
+        sweep(None)
+    sub = fresh(sub)
+    assert (sub.status, item_statuses(sub), sub.last_interval_no) == ("Finished", ["Finished"], 3)
+    dates = list(Purchase.objects.filter(subscription=sub, category="renewal")
+                 .order_by("interval_no").values_list("paid_at", flat=True))
+    assert [d.date().isoformat() for d in dates] == expected[:2]
+
+
+def test_the_gateway_batch_replays_known_keys(sm2, monthly):
+    sub = subscribe(sm2, monthly)
+    from commerce.gateway import ChargeRequest
+
+    request = ChargeRequest(monthly.price, "EUR", sub.payment_method, "k-1")
+    first = TestGateway().charge_many([request, request])
+    second = TestGateway().charge_many([request])
+    assert first[0] == first[1] == second[0]
+    assert GatewayCharge.objects.filter(idempotency_key="k-1").count() == 1

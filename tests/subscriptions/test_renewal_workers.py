@@ -1,0 +1,172 @@
+"""The renewal engine with real Celery workers on Redis and PostgreSQL:
+exactly once whatever the number of workers, duplicate deliveries or kills.
+Skipped locally without PostgreSQL and Redis; required in CI."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from django.db import connection
+from time_machine import escape_hatch
+
+from commerce import celery_app
+from commerce.models import GatewayCharge
+from commerce.models import Purchase
+from subscriptions import renewals
+from subscriptions.models import RenewalRun, Subscription
+from subscriptions.tasks import process_batch, sweep
+from tests.conftest import sign_up
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def real_now():
+    return datetime.fromtimestamp(escape_hatch.time.time(), tz=UTC)
+
+
+def wait_for(condition, what, limit=90):
+    """Poll until ``condition()`` holds (bounded; not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+class Workers:
+    def __init__(self, queue, db_url, tmp_path):
+        self.queue, self.db_url, self.tmp_path, self.procs = queue, db_url, tmp_path, []
+
+    def start(self, concurrency=2, **env):
+        name = f"{self.queue}-{len(self.procs)}@%h"
+        full_env = dict(os.environ, DATABASE_URL=self.db_url, CELERY_TASK_DEFAULT_QUEUE=self.queue,
+                        COMMERCE_VAR_DIR=str(self.tmp_path), **{k: str(v) for k, v in env.items()})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "commerce", "worker", "-Q", self.queue,
+             f"--concurrency={concurrency}", "--loglevel=WARNING", "--without-gossip",
+             "--without-mingle", "-n", name],
+            cwd=ROOT, env=full_env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=open(self.tmp_path / "worker.log", "a"))
+        self.procs.append(proc)
+        wait_for(lambda: celery_app.control.ping(timeout=0.5,
+                                                 destination=[name.replace("%h", _host())]),
+                 "the worker to answer")
+        return proc
+
+    def kill(self, proc):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _host():
+    import socket
+
+    return socket.gethostname()
+
+
+@pytest.fixture
+def workers(transactional_db, needs_postgres, tmp_path):
+    if not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run with CELERY_BROKER_URL pointing at Redis")
+        pytest.skip("set CELERY_BROKER_URL=redis://... to run real workers")
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    pool = Workers(f"t{uuid.uuid4().hex[:10]}", url, tmp_path)
+    yield pool
+    pool.stop()
+    connection.close()
+
+
+@pytest.fixture
+def due_set(sm2, monthly):
+    """Subscriptions due now whose next billing date after one renewal is in
+    the future, so a second sweep has nothing left to do."""
+    start = real_now() - relativedelta(months=1) - timedelta(hours=1)
+    return [sign_up(sm2, monthly, email=f"w{i}@example.com", at=start).subscriptions[0]
+            for i in range(30)]
+
+
+def paid_per_subscription(subs):
+    return Counter(Purchase.objects.filter(subscription__in=subs, category="renewal",
+                                           status="paid").values_list("subscription", flat=True))
+
+
+def all_renewed(subs):
+    return lambda: Subscription.objects.filter(pk__in=[s.pk for s in subs],
+                                               last_interval_no=2).count() == len(subs)
+
+
+def test_two_workers_renew_a_due_set_once(workers, due_set):
+    workers.start(concurrency=2, RENEWAL_BATCH_SIZE=7)
+    sweep.apply_async(kwargs={"trigger": "test"}, queue=workers.queue)
+    wait_for(all_renewed(due_set), "every subscription to renew")
+    wait_for(lambda: RenewalRun.objects.filter(status="finished").exists(), "the run to finish")
+    assert set(paid_per_subscription(due_set).values()) == {1}
+    run = RenewalRun.objects.get()
+    assert (run.due, run.charged, run.batches_total, run.batches_done) == (30, 30, 5, 5)
+
+
+def test_two_sweeps_at_the_same_time_renew_once(workers, due_set):
+    workers.start(concurrency=2, RENEWAL_BATCH_SIZE=5)
+    for _ in range(2):
+        sweep.apply_async(kwargs={"trigger": "test"}, queue=workers.queue)
+    wait_for(all_renewed(due_set), "every subscription to renew")
+    wait_for(lambda: RenewalRun.objects.filter(status="running").count() == 0, "runs to finish")
+    assert set(paid_per_subscription(due_set).values()) == {1}
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 30
+
+
+def test_a_batch_delivered_twice_charges_once(workers, due_set):
+    workers.start(concurrency=2)
+    work = renewals.start_sweep(as_of=real_now(), trigger="test")
+    (batch,) = [w for w in work if w.kind == "charges"]
+    args = (batch.run.pk, "charges", batch.ids, batch.run.as_of.isoformat())
+    process_batch.apply_async(args, queue=workers.queue)
+    process_batch.apply_async(args, queue=workers.queue)
+    wait_for(all_renewed(due_set), "every subscription to renew")
+    wait_for(lambda: RenewalRun.objects.get().batches_done >= 2, "both deliveries")
+    assert set(paid_per_subscription(due_set).values()) == {1}
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 30
+
+
+def test_a_worker_killed_mid_batch_leaves_nothing_charged_twice(workers, due_set):
+    slow = workers.start(concurrency=1, RENEWAL_BATCH_SIZE=10, TEST_GATEWAY_LATENCY_MS=150,
+                         TEST_GATEWAY_CONCURRENCY=1)
+    sweep.apply_async(kwargs={"trigger": "test"}, queue=workers.queue)
+    wait_for(lambda: sum(paid_per_subscription(due_set).values()) >= 10, "a first batch")
+    time.sleep(0.5)  # the second batch is now claimed and in the gateway
+    workers.kill(slow)
+    paid = paid_per_subscription(due_set)
+    assert 10 <= sum(paid.values()) < 30
+    assert Purchase.objects.filter(category="renewal", status="pending").exists()
+    assert set(paid.values()) <= {1}
+    for sub in Subscription.objects.filter(pk__in=[s.pk for s in due_set]):
+        assert (sub.last_interval_no == 2) == (paid[sub.pk] == 1)
+        assert sub.last_interval_no == 2 or sub.next_billing_date <= real_now()  # still due
+    # The next sweep finishes the job without charging anyone twice.
+    for item in renewals.start_sweep(as_of=real_now(), trigger="test"):
+        renewals.finish_batch(item.run.pk, renewals.run_batch(
+            item.kind, item.ids, as_of=item.run.as_of).counts)
+    assert set(paid_per_subscription(due_set).values()) == {1}
+    assert all_renewed(due_set)()
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 30
