@@ -126,24 +126,42 @@ class TestGateway:
         spent per charge, ``TEST_GATEWAY_CONCURRENCY`` at a time, as a client
         with a connection pool to a real processor would."""
         keys = [r.idempotency_key for r in requests]
-        known = {row.idempotency_key: row
-                 for row in GatewayCharge.objects.filter(idempotency_key__in=keys)}
+        known = {
+            row.idempotency_key: row
+            for row in GatewayCharge.objects.filter(idempotency_key__in=keys)
+        }
         fresh = [r for r in requests if r.idempotency_key not in known]
-        charged_before = set(GatewayCharge.objects.filter(
-            payment_method_ref__in={str(r.payment_method.pk) for r in fresh},
-            outcome=Outcome.APPROVED).values_list("payment_method_ref", flat=True))
+        charged_before = set(
+            GatewayCharge.objects.filter(
+                payment_method_ref__in={str(r.payment_method.pk) for r in fresh},
+                outcome=Outcome.APPROVED,
+            ).values_list("payment_method_ref", flat=True)
+        )
         decided = {r.idempotency_key: self._decide(r.payment_method, charged_before) for r in fresh}
         self._wait(len(fresh))
         GatewayCharge.objects.bulk_create(
-            [GatewayCharge(idempotency_key=r.idempotency_key, card_number=r.payment_method.card_number,
-                           payment_method_ref=str(r.payment_method.pk), amount=r.amount,
-                           currency=r.currency, outcome=decided[r.idempotency_key].outcome,
-                           reference=decided[r.idempotency_key].reference,
-                           message=decided[r.idempotency_key].message)
-             for r in fresh if decided[r.idempotency_key].outcome != Outcome.ERROR],
-            ignore_conflicts=True)  # a concurrent batch with the same keys won: read below
-        stored = {row.idempotency_key: row for row in GatewayCharge.objects.filter(
-            idempotency_key__in=[r.idempotency_key for r in fresh])}
+            [
+                GatewayCharge(
+                    idempotency_key=r.idempotency_key,
+                    card_number=r.payment_method.card_number,
+                    payment_method_ref=str(r.payment_method.pk),
+                    amount=r.amount,
+                    currency=r.currency,
+                    outcome=decided[r.idempotency_key].outcome,
+                    reference=decided[r.idempotency_key].reference,
+                    message=decided[r.idempotency_key].message,
+                )
+                for r in fresh
+                if decided[r.idempotency_key].outcome != Outcome.ERROR
+            ],
+            ignore_conflicts=True,
+        )  # a concurrent batch with the same keys won: read below
+        stored = {
+            row.idempotency_key: row
+            for row in GatewayCharge.objects.filter(
+                idempotency_key__in=[r.idempotency_key for r in fresh]
+            )
+        }
         known.update(stored)
         return [_result(known[key]) if key in known else decided[key] for key in keys]
 
@@ -153,8 +171,9 @@ class TestGateway:
         with ThreadPoolExecutor(max_workers=settings.TEST_GATEWAY_CONCURRENCY) as pool:
             list(pool.map(lambda _: time.sleep(self.latency_ms / 1000), range(charges)))
 
-    def _decide(self, payment_method: PaymentMethod,
-                charged_before: set[str] | None = None) -> ChargeResult:
+    def _decide(
+        self, payment_method: PaymentMethod, charged_before: set[str] | None = None
+    ) -> ChargeResult:
         card_number = payment_method.card_number
         reference = f"tg_{uuid.uuid4().hex[:20]}"
         if card_number == CARD_APPROVED:
@@ -165,9 +184,11 @@ class TestGateway:
             return ChargeResult(Outcome.ERROR, message="Processor timeout; try again.")
         if card_number == CARD_DECLINES_AFTER_FIRST:
             if charged_before is None:
-                charged_before = set(GatewayCharge.objects.filter(
-                    payment_method_ref=str(payment_method.pk), outcome=Outcome.APPROVED
-                ).values_list("payment_method_ref", flat=True))
+                charged_before = set(
+                    GatewayCharge.objects.filter(
+                        payment_method_ref=str(payment_method.pk), outcome=Outcome.APPROVED
+                    ).values_list("payment_method_ref", flat=True)
+                )
             if str(payment_method.pk) in charged_before:
                 return ChargeResult(Outcome.DECLINED, reference, "Insufficient funds.")
             return ChargeResult(Outcome.APPROVED, reference)

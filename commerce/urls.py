@@ -23,6 +23,8 @@ urlpatterns = [
         name="subscription-action",
     ),
     path("subscriptions/<int:pk>/notes/", subscription_views.add_note, name="subscription-note"),
+    path("renewals/", subscription_views.renewal_runs, name="renewal-runs"),
+    path("renewals/start/", subscription_views.start_renewal_run, name="renewal-run-start"),
     path("customers/", customer_views.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Customer, PaymentMethod
+from .models import Customer, CustomerEmail, PaymentMethod
 
 
 class PaymentMethodInline(admin.TabularInline):
@@ -23,3 +23,12 @@ class PaymentMethodAdmin(admin.ModelAdmin):
     list_filter = ("kind", "customer__client")
     search_fields = ("=id", "customer__email")
     raw_id_fields = ("customer",)
+
+
+@admin.register(CustomerEmail)
+class CustomerEmailAdmin(admin.ModelAdmin):
+    list_display = ("id", "client", "kind", "to", "subject", "created_at", "sent_at")
+    list_filter = ("client", "kind", ("sent_at", admin.EmptyFieldListFilter))
+    search_fields = ("=id", "to", "=subscription__id", "=purchase__id")
+    list_select_related = ("client",)
+    raw_id_fields = ("customer", "subscription", "purchase")

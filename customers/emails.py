@@ -36,7 +36,7 @@ KIND_FOR_NOTIFICATION = {
     "SubscriptionReminderPayOptExpNotification": K.REMINDER,
 }
 
-SUBJECTS = {
+SUBJECTS: dict[str, str] = {
     K.RECEIPT: "Your receipt from {client}",
     K.INVOICE: "Your invoice from {client}",
     K.REMINDER: "Your {client} subscription renews on {date}",
@@ -47,35 +47,50 @@ SUBJECTS = {
 }
 
 
-def build(kind: str, *, subscription: Subscription | None, purchase: Purchase | None,
-          at: datetime, notification: str = "") -> CustomerEmail:
+def build(
+    kind: str,
+    *,
+    subscription: Subscription | None,
+    purchase: Purchase | None,
+    at: datetime,
+    notification: str = "",
+) -> CustomerEmail:
     """An unsaved e-mail (callers save it, or bulk-create many)."""
     owner = subscription or purchase
     assert owner is not None
     customer, client = owner.customer, owner.client
     context: dict[str, Any] = {
-        "kind": kind, "client": client, "customer": customer, "subscription": subscription,
-        "purchase": purchase, "notification": notification,
+        "kind": kind,
+        "client": client,
+        "customer": customer,
+        "subscription": subscription,
+        "purchase": purchase,
+        "notification": notification,
     }
     date = subscription.next_billing_date.strftime("%Y-%m-%d") if subscription else ""
     return CustomerEmail(
-        client_id=client.pk, customer_id=customer.pk,
+        client_id=client.pk,
+        customer_id=customer.pk,
         subscription_id=subscription.pk if subscription else None,
         purchase_id=purchase.pk if purchase else None,
-        kind=kind, to=customer.email, created_at=at,
+        kind=kind,
+        to=customer.email,
+        created_at=at,
         subject=SUBJECTS[kind].format(client=client.name, date=date),
         body_text=render_to_string("emails/customer.txt", context),
         body_html=render_to_string("emails/customer.html", context),
     )
 
 
-def queue_for_notification(notification: str, *, subscription: Subscription | None,
-                           purchase: Purchase | None, at: datetime) -> CustomerEmail | None:
+def queue_for_notification(
+    notification: str, *, subscription: Subscription | None, purchase: Purchase | None, at: datetime
+) -> CustomerEmail | None:
     kind = KIND_FOR_NOTIFICATION.get(notification)
     if kind is None:
         return None
-    email = build(kind, subscription=subscription, purchase=purchase, at=at,
-                  notification=notification)
+    email = build(
+        kind, subscription=subscription, purchase=purchase, at=at, notification=notification
+    )
     email.save()
     deliver_after_commit()
     return email
@@ -90,14 +105,18 @@ def deliver_after_commit() -> None:
 def send_pending(limit: int = 200) -> int:
     """Send unsent e-mails; rows another worker is sending are skipped."""
     with transaction.atomic():
-        batch = list(CustomerEmail.objects.select_for_update(skip_locked=True)
-                     .filter(sent_at__isnull=True).order_by("created_at")[:limit])
+        batch = list(
+            CustomerEmail.objects.select_for_update(skip_locked=True)
+            .filter(sent_at__isnull=True)
+            .order_by("created_at")[:limit]
+        )
         if not batch:
             return 0
         messages = []
         for email in batch:
-            message = EmailMultiAlternatives(email.subject, email.body_text,
-                                             settings.DEFAULT_FROM_EMAIL, [email.to])
+            message = EmailMultiAlternatives(
+                email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to]
+            )
             message.attach_alternative(email.body_html, "text/html")
             messages.append(message)
         get_connection().send_messages(messages)

@@ -108,7 +108,10 @@ class CustomerEmail(models.Model):
     client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="emails")
     subscription = models.ForeignKey(
-        "subscriptions.Subscription", on_delete=models.CASCADE, null=True, blank=True,
+        "subscriptions.Subscription",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
         related_name="emails",
     )
     purchase = models.ForeignKey(
@@ -127,7 +130,8 @@ class CustomerEmail(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(
-                fields=["created_at"], condition=models.Q(sent_at__isnull=True),
+                fields=["created_at"],
+                condition=models.Q(sent_at__isnull=True),
                 name="email_unsent_idx",
             )
         ]

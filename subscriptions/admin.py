@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from . import services
 from .errors import DomainError
-from .models import HistoryEntry, Subscription, SubscriptionItem
+from .models import HistoryEntry, RenewalRun, Subscription, SubscriptionItem
 
 
 class SubscriptionItemInline(admin.TabularInline):
@@ -108,3 +108,25 @@ class HistoryEntryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(RenewalRun)
+class RenewalRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "client",
+        "trigger",
+        "status",
+        "started_at",
+        "finished_at",
+        "due",
+        "charged",
+        "declined",
+        "skipped",
+        "errors",
+        "reminders",
+        "dunning",
+    )
+    list_filter = ("client", "status", "trigger")
+    search_fields = ("=id",)
+    list_select_related = ("client",)

@@ -341,7 +341,10 @@ class RenewalRun(models.Model):
         FINISHED = "finished", "Finished"
 
     client = models.ForeignKey(
-        "commerce.Client", on_delete=models.CASCADE, null=True, blank=True,
+        "commerce.Client",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
         help_text="Empty: all clients",
     )
     trigger = models.CharField(max_length=20, default="beat")

@@ -107,6 +107,7 @@ def queue(
         created_at=at,
     )
     if generate_mail:
-        queue_for_notification(notification, subscription=purchase.subscription,
-                               purchase=purchase, at=at)
+        queue_for_notification(
+            notification, subscription=purchase.subscription, purchase=purchase, at=at
+        )
     return row

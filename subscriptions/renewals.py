@@ -61,8 +61,9 @@ class Work:
     ids: list[int]
 
 
-def start_sweep(*, as_of: datetime | None = None, client: Client | None = None,
-                trigger: str = "beat") -> list[Work]:
+def start_sweep(
+    *, as_of: datetime | None = None, client: Client | None = None, trigger: str = "beat"
+) -> list[Work]:
     """Record one RenewalRun per client with due work and return its batches.
     The caller runs them (``run_renewals``) or sends them to workers."""
     as_of = as_of or timezone.now()
@@ -77,8 +78,13 @@ def start_sweep(*, as_of: datetime | None = None, client: Client | None = None,
     for client_id, kinds in found.items():
         batches = [(kind, chunk) for kind, ids in kinds.items() for chunk in _chunks(ids)]
         run = RenewalRun.objects.create(
-            client_id=client_id, trigger=trigger, as_of=as_of, started_at=timezone.now(),
-            batches_total=len(batches), due=len(kinds.get("charges", [])))
+            client_id=client_id,
+            trigger=trigger,
+            as_of=as_of,
+            started_at=timezone.now(),
+            batches_total=len(batches),
+            due=len(kinds.get("charges", [])),
+        )
         work += [Work(run, kind, ids) for kind, ids in batches]
     return work
 
@@ -87,18 +93,21 @@ def _due(scope: Any, as_of: datetime) -> dict[str, Any]:
     return {
         "charges": scope.filter(status=S.ACTIVE, next_billing_date__lte=as_of),
         "reminders": scope.filter(
-            status=S.ACTIVE, next_billing_date__gt=as_of,
+            status=S.ACTIVE,
+            next_billing_date__gt=as_of,
             next_billing_date__lte=as_of + timedelta(days=REMINDER_HORIZON_DAYS),
-            reminded_interval_no__lte=F("last_interval_no")),
-        "dunning": scope.filter(status__in=[S.GRACE, S.HOLD],
-                                status_changed_at__lte=as_of - timedelta(days=1)),
+            reminded_interval_no__lte=F("last_interval_no"),
+        ),
+        "dunning": scope.filter(
+            status__in=[S.GRACE, S.HOLD], status_changed_at__lte=as_of - timedelta(days=1)
+        ),
     }
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
     size = settings.RENEWAL_BATCH_SIZE
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
 @dataclass
@@ -123,12 +132,16 @@ def finish_batch(run_id: int, counts: Counter[str]) -> None:
     """Add a batch's counts; the last batch closes the run (conditional update)."""
     RenewalRun.objects.filter(pk=run_id).update(
         batches_done=F("batches_done") + 1,
-        charged=F("charged") + counts["charged"], declined=F("declined") + counts["declined"],
-        skipped=F("skipped") + counts["skipped"], errors=F("errors") + counts["error"],
-        reminders=F("reminders") + counts["reminded"], dunning=F("dunning") + counts["dunning"])
-    RenewalRun.objects.filter(pk=run_id, batches_done__gte=F("batches_total"),
-                              status=RenewalRun.Status.RUNNING).update(
-        status=RenewalRun.Status.FINISHED, finished_at=timezone.now())
+        charged=F("charged") + counts["charged"],
+        declined=F("declined") + counts["declined"],
+        skipped=F("skipped") + counts["skipped"],
+        errors=F("errors") + counts["error"],
+        reminders=F("reminders") + counts["reminded"],
+        dunning=F("dunning") + counts["dunning"],
+    )
+    RenewalRun.objects.filter(
+        pk=run_id, batches_done__gte=F("batches_total"), status=RenewalRun.Status.RUNNING
+    ).update(status=RenewalRun.Status.FINISHED, finished_at=timezone.now())
 
 
 # --- charges ----------------------------------------------------------------------------
@@ -142,8 +155,9 @@ class Claim:
 
     @property
     def key(self) -> str:
-        return (f"renewal:{self.sub.pk}:{self.purchase.interval_no}:"
-                f"{self.purchase.charge_attempts + 1}")
+        return (
+            f"renewal:{self.sub.pk}:{self.purchase.interval_no}:{self.purchase.charge_attempts + 1}"
+        )
 
 
 def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
@@ -154,36 +168,52 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     claims, special = _claim(ids, as_of=as_of, counts=counts)
     for sub in special:
         outcome = services.renew_due(subscription=sub, at=as_of)
-        counts[{"finished": "skipped", "manual": "dunning", "invoiced": "dunning"}.get(
-            outcome, outcome)] += 1
+        counts[
+            {"finished": "skipped", "manual": "dunning", "invoiced": "dunning"}.get(
+                outcome, outcome
+            )
+        ] += 1
         if outcome == "error":
             retry.append(sub.pk)
     if claims:
-        results = get_gateway().charge_many([
-            ChargeRequest(c.purchase.total, c.purchase.currency, c.sub.payment_method, c.key)
-            for c in claims])
+        results = get_gateway().charge_many(
+            [
+                ChargeRequest(c.purchase.total, c.purchase.currency, c.sub.payment_method, c.key)
+                for c in claims
+            ]
+        )
         retry += _record(claims, results, as_of=as_of, counts=counts)
     return BatchOutcome(counts, retry)
 
 
-def _claim(ids: list[int], *, as_of: datetime,
-           counts: Counter[str]) -> tuple[list[Claim], list[Subscription]]:
+def _claim(
+    ids: list[int], *, as_of: datetime, counts: Counter[str]
+) -> tuple[list[Claim], list[Subscription]]:
     """Step 1: lock what is still due (skipping rows another worker holds),
     and open one pending renewal purchase per (subscription, interval)."""
     with transaction.atomic():
-        subs = list(Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                    .filter(pk__in=ids, status=S.ACTIVE, next_billing_date__lte=as_of)
-                    .select_related("client", "customer", "payment_method").order_by("pk"))
+        subs = list(
+            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=ids, status=S.ACTIVE, next_billing_date__lte=as_of)
+            .select_related("client", "customer", "payment_method")
+            .order_by("pk")
+        )
         counts["skipped"] += len(ids) - len(subs)
         items = _items_by_sub(subs)
-        open_purchases = {(p.subscription_id, p.interval_no): p for p in Purchase.objects.filter(
-            category=Purchase.Category.RENEWAL, subscription__in=subs,
-            interval_no__gt=min((s.last_interval_no for s in subs), default=0))}
+        open_purchases = {
+            (p.subscription_id, p.interval_no): p
+            for p in Purchase.objects.filter(
+                category=Purchase.Category.RENEWAL,
+                subscription__in=subs,
+                interval_no__gt=min((s.last_interval_no for s in subs), default=0),
+            )
+        }
         plain, special = [], []
         for sub in subs:
             existing = open_purchases.get((sub.pk, sub.last_interval_no + 1))
             if _is_plain(sub, items[sub.pk]) and (
-                    existing is None or existing.status == Purchase.Status.PENDING):
+                existing is None or existing.status == Purchase.Status.PENDING
+            ):
                 plain.append((sub, existing))
             else:
                 special.append(sub)
@@ -193,8 +223,11 @@ def _claim(ids: list[int], *, as_of: datetime,
 
 def _items_by_sub(subs: list[Subscription]) -> dict[int, list[SubscriptionItem]]:
     grouped: dict[int, list[SubscriptionItem]] = {sub.pk: [] for sub in subs}
-    for item in (SubscriptionItem.objects.filter(subscription__in=subs)
-                 .select_related("product").order_by("subscription_id", "running_no")):
+    for item in (
+        SubscriptionItem.objects.filter(subscription__in=subs)
+        .select_related("product")
+        .order_by("subscription_id", "running_no")
+    ):
         grouped[item.subscription_id].append(item)
     return grouped
 
@@ -206,43 +239,75 @@ def _is_plain(sub: Subscription, items: list[SubscriptionItem]) -> bool:
         and sub.payment_method.is_online
         and sub.renewal_type != "Manual"
         and not any(i.billing_events_done for i in active)
-        and not (sub.sm_version == "1.0" and any(i.product.renewal_mode == "manual"
-                                                 for i in active))
+        and not (
+            sub.sm_version == "1.0" and any(i.product.renewal_mode == "manual" for i in active)
+        )
     )
 
 
-def _open_purchases(plain: list[tuple[Subscription, Purchase | None]],
-                    items: dict[int, list[SubscriptionItem]], *, as_of: datetime) -> list[Claim]:
+def _open_purchases(
+    plain: list[tuple[Subscription, Purchase | None]],
+    items: dict[int, list[SubscriptionItem]],
+    *,
+    as_of: datetime,
+) -> list[Claim]:
     new = [
-        Purchase(client_id=sub.client_id, customer_id=sub.customer_id, subscription=sub,
-                 category=Purchase.Category.RENEWAL, status=Purchase.Status.PENDING,
-                 interval_no=sub.last_interval_no + 1, currency=sub.currency,
-                 total=sum((i.unit_price * i.quantity for i in items[sub.pk]
-                            if i.status == IS.ACTIVE), Decimal("0")),
-                 payment_method_id=sub.payment_method_id, created_at=as_of)
-        for sub, existing in plain if existing is None
+        Purchase(
+            client_id=sub.client_id,
+            customer_id=sub.customer_id,
+            subscription=sub,
+            category=Purchase.Category.RENEWAL,
+            status=Purchase.Status.PENDING,
+            interval_no=sub.last_interval_no + 1,
+            currency=sub.currency,
+            total=sum(
+                (i.unit_price * i.quantity for i in items[sub.pk] if i.status == IS.ACTIVE),
+                Decimal("0"),
+            ),
+            payment_method_id=sub.payment_method_id,
+            created_at=as_of,
+        )
+        for sub, existing in plain
+        if existing is None
     ]
     created = iter(Purchase.objects.bulk_create(new))
     claims = [Claim(sub, items[sub.pk], existing or next(created)) for sub, existing in plain]
     PurchaseItem.objects.bulk_create(
-        PurchaseItem(purchase=c.purchase, running_no=no, product_id=item.product_id,
-                     quantity=item.quantity, unit_price=item.unit_price,
-                     amount=item.unit_price * item.quantity, subscription_item=item,
-                     interval_no=c.purchase.interval_no)
-        for c in claims if c.purchase in new
-        for no, item in enumerate([i for i in c.items if i.status == IS.ACTIVE], start=1))
+        PurchaseItem(
+            purchase=c.purchase,
+            running_no=no,
+            product_id=item.product_id,
+            quantity=item.quantity,
+            unit_price=item.unit_price,
+            amount=item.unit_price * item.quantity,
+            subscription_item=item,
+            interval_no=c.purchase.interval_no,
+        )
+        for c in claims
+        if c.purchase in new
+        for no, item in enumerate([i for i in c.items if i.status == IS.ACTIVE], start=1)
+    )
     return claims
 
 
-def _record(claims: list[Claim], results: list[ChargeResult], *, as_of: datetime,
-            counts: Counter[str]) -> list[int]:
+def _record(
+    claims: list[Claim], results: list[ChargeResult], *, as_of: datetime, counts: Counter[str]
+) -> list[int]:
     """Step 3: record every answer with its state change, in bulk. Returns
     the subscriptions whose charge hit a transient error."""
     with transaction.atomic():
-        locked = {p.pk: p for p in Purchase.objects.select_for_update().filter(
-            pk__in=[c.purchase.pk for c in claims])}
-        subs = {s.pk: s for s in Subscription.objects.select_for_update(of=("self",)).filter(
-            pk__in=[c.sub.pk for c in claims]).select_related("client", "customer")}
+        locked = {
+            p.pk: p
+            for p in Purchase.objects.select_for_update().filter(
+                pk__in=[c.purchase.pk for c in claims]
+            )
+        }
+        subs = {
+            s.pk: s
+            for s in Subscription.objects.select_for_update(of=("self",))
+            .filter(pk__in=[c.sub.pk for c in claims])
+            .select_related("client", "customer")
+        }
         fresh_items = _items_by_sub(list(subs.values()))
         out = _Outputs(as_of)
         out.load_lines(locked.values())
@@ -260,8 +325,13 @@ def _record(claims: list[Claim], results: list[ChargeResult], *, as_of: datetime
     return out.error_ids
 
 
-def _apply(result: ChargeResult, purchase: Purchase, sub: Subscription,
-           items: list[SubscriptionItem], out: _Outputs) -> str:
+def _apply(
+    result: ChargeResult,
+    purchase: Purchase,
+    sub: Subscription,
+    items: list[SubscriptionItem],
+    out: _Outputs,
+) -> str:
     at = out.at
     before = sub.snapshot(items)
     if result.outcome == Outcome.ERROR:
@@ -272,8 +342,15 @@ def _apply(result: ChargeResult, purchase: Purchase, sub: Subscription,
         if sub.status != S.ACTIVE:
             return "declined"
         code, note = _dunning_status(sub, items, at)
-        out.change(sub, items, before, code, note, f"Renewal charge declined: {result.message} "
-                   f"Subscription {sub.status}.", purchase=None)
+        out.change(
+            sub,
+            items,
+            before,
+            code,
+            note,
+            f"Renewal charge declined: {result.message} Subscription {sub.status}.",
+            purchase=None,
+        )
         return "declined"
     purchase.status, purchase.paid_at = Purchase.Status.PAID, at
     purchase.gateway_reference = result.reference
@@ -284,15 +361,23 @@ def _apply(result: ChargeResult, purchase: Purchase, sub: Subscription,
         if item.pk in charged:
             item.last_interval_no += 1
             out.item_ids.append(item.pk)
-    out.change(sub, items, before, "renewed", n.PAID_ORDER,
-               f"Renewed: interval {sub.last_interval_no} paid ({purchase.total} "
-               f"{purchase.currency}, purchase {purchase.pk}); next billing date "
-               f"{sub.next_billing_date:%Y-%m-%d}.", purchase=purchase)
+    out.change(
+        sub,
+        items,
+        before,
+        "renewed",
+        n.PAID_ORDER,
+        f"Renewed: interval {sub.last_interval_no} paid ({purchase.total} "
+        f"{purchase.currency}, purchase {purchase.pk}); next billing date "
+        f"{sub.next_billing_date:%Y-%m-%d}.",
+        purchase=purchase,
+    )
     return "charged"
 
 
-def _dunning_status(sub: Subscription, items: list[SubscriptionItem],
-                    at: datetime) -> tuple[str, str]:
+def _dunning_status(
+    sub: Subscription, items: list[SubscriptionItem], at: datetime
+) -> tuple[str, str]:
     client = sub.client
     if client.grace_period_days > 0:
         sub.set_status(S.GRACE, at=at)
@@ -321,50 +406,96 @@ class _Outputs:
         self._purchase_items: dict[int, list[PurchaseItem]] = {}
 
     def charged_items_of(self, purchase: Purchase) -> list[int]:
-        return [pi.subscription_item_id for pi in self._lines(purchase)
-                if pi.subscription_item_id is not None]
+        return [
+            pi.subscription_item_id
+            for pi in self._lines(purchase)
+            if pi.subscription_item_id is not None
+        ]
 
     def _lines(self, purchase: Purchase) -> list[PurchaseItem]:
         return self._purchase_items.get(purchase.pk, [])
 
     def load_lines(self, purchases: Iterable[Purchase]) -> None:
         for line in PurchaseItem.objects.filter(purchase__in=list(purchases)).order_by(
-                "purchase_id", "running_no"):
+            "purchase_id", "running_no"
+        ):
             self._purchase_items.setdefault(line.purchase_id, []).append(line)
 
-    def change(self, sub: Subscription, items: list[SubscriptionItem], before: dict[str, Any],
-               code: str, notification: str, summary: str, *, purchase: Purchase | None) -> None:
+    def change(
+        self,
+        sub: Subscription,
+        items: list[SubscriptionItem],
+        before: dict[str, Any],
+        code: str,
+        notification: str,
+        summary: str,
+        *,
+        purchase: Purchase | None,
+    ) -> None:
         after = sub.snapshot(items)
         changed = [k for k in after if after[k] != before.get(k)]
         sub.row_version += 1
         self.changed_items += [i for i in items if i.status != before["items"][str(i.running_no)]]
-        self.history.append(HistoryEntry(
-            client_id=sub.client_id, subscription=sub, created_at=self.at,
-            actor_kind=HistoryEntry.ActorKind.SYSTEM, actor_label="system", event_code=code,
-            summary=summary, before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed}))
-        payload = (n.purchase_payload(purchase, [(sub, items)], code, lines=self._lines(purchase))
-                   if purchase else n.subscription_payload(sub, items))
-        self.outbox.append(OutboxNotification(
-            client_id=sub.client_id, type=notification, payload=payload, subscription=sub,
-            purchase=purchase, created_at=self.at))
+        self.history.append(
+            HistoryEntry(
+                client_id=sub.client_id,
+                subscription=sub,
+                created_at=self.at,
+                actor_kind=HistoryEntry.ActorKind.SYSTEM,
+                actor_label="system",
+                event_code=code,
+                summary=summary,
+                before={k: before[k] for k in changed},
+                after={k: after[k] for k in changed},
+            )
+        )
+        payload = (
+            n.purchase_payload(purchase, [(sub, items)], code, lines=self._lines(purchase))
+            if purchase
+            else n.subscription_payload(sub, items)
+        )
+        self.outbox.append(
+            OutboxNotification(
+                client_id=sub.client_id,
+                type=notification,
+                payload=payload,
+                subscription=sub,
+                purchase=purchase,
+                created_at=self.at,
+            )
+        )
         kind = emails.KIND_FOR_NOTIFICATION.get(notification)
         if kind:
-            self.emails.append(emails.build(kind, subscription=sub, purchase=purchase,
-                                            at=self.at, notification=notification))
+            self.emails.append(
+                emails.build(
+                    kind, subscription=sub, purchase=purchase, at=self.at, notification=notification
+                )
+            )
 
     def save(self, purchases: list[Purchase], subs: list[Subscription]) -> None:
-        Purchase.objects.bulk_update(purchases, ["status", "paid_at", "gateway_reference",
-                                                 "charge_attempts", "decline_reason"])
-        Subscription.objects.bulk_update(subs, ["status", "status_changed_at", "end_date",
-                                                "last_interval_no", "next_billing_date",
-                                                "row_version"])
+        Purchase.objects.bulk_update(
+            purchases,
+            ["status", "paid_at", "gateway_reference", "charge_attempts", "decline_reason"],
+        )
+        Subscription.objects.bulk_update(
+            subs,
+            [
+                "status",
+                "status_changed_at",
+                "end_date",
+                "last_interval_no",
+                "next_billing_date",
+                "row_version",
+            ],
+        )
         if self.item_ids:
             SubscriptionItem.objects.filter(pk__in=self.item_ids).update(
-                last_interval_no=F("last_interval_no") + 1)
+                last_interval_no=F("last_interval_no") + 1
+            )
         if self.changed_items:
-            SubscriptionItem.objects.bulk_update(self.changed_items,
-                                                 ["status", "deactivation_date", "end_date"])
+            SubscriptionItem.objects.bulk_update(
+                self.changed_items, ["status", "deactivation_date", "end_date"]
+            )
         HistoryEntry.objects.bulk_create(self.history)
         OutboxNotification.objects.bulk_create(self.outbox)
         if self.emails:
@@ -380,27 +511,47 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
     before the billing date (product setting, else the client's)."""
     counts: Counter[str] = Counter()
     with transaction.atomic():
-        subs = list(Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                    .filter(pk__in=ids, status=S.ACTIVE, next_billing_date__gt=as_of,
-                            reminded_interval_no__lte=F("last_interval_no"))
-                    .select_related("client", "customer", "payment_method"))
+        subs = list(
+            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                pk__in=ids,
+                status=S.ACTIVE,
+                next_billing_date__gt=as_of,
+                reminded_interval_no__lte=F("last_interval_no"),
+            )
+            .select_related("client", "customer", "payment_method")
+        )
         items = _items_by_sub(subs)
         out = _Outputs(as_of)
         due = []
         for sub in subs:
-            days = min((i.product.reminder_days for i in items[sub.pk]
-                        if i.product.reminder_days is not None), default=sub.client.reminder_days)
+            days = min(
+                (
+                    i.product.reminder_days
+                    for i in items[sub.pk]
+                    if i.product.reminder_days is not None
+                ),
+                default=sub.client.reminder_days,
+            )
             if sub.next_billing_date - timedelta(days=days) > as_of:
                 continue
             sub.reminded_interval_no = sub.last_interval_no + 1
             due.append(sub)
             notification = _reminder_type(sub)
-            out.outbox.append(OutboxNotification(
-                client_id=sub.client_id, type=notification,
-                payload=n.subscription_payload(sub, items[sub.pk]), subscription=sub,
-                created_at=as_of))
-            out.emails.append(emails.build("reminder", subscription=sub, purchase=None,
-                                           at=as_of, notification=notification))
+            out.outbox.append(
+                OutboxNotification(
+                    client_id=sub.client_id,
+                    type=notification,
+                    payload=n.subscription_payload(sub, items[sub.pk]),
+                    subscription=sub,
+                    created_at=as_of,
+                )
+            )
+            out.emails.append(
+                emails.build(
+                    "reminder", subscription=sub, purchase=None, at=as_of, notification=notification
+                )
+            )
         Subscription.objects.bulk_update(due, ["reminded_interval_no"])
         OutboxNotification.objects.bulk_create(out.outbox)
         if out.emails:
@@ -424,8 +575,9 @@ def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
     """Retries on the client's retry days of grace, then Grace -> Hold ->
     Deactivated as the days run out (per row, through the services)."""
     counts: Counter[str] = Counter()
-    for sub in Subscription.objects.filter(pk__in=ids, status__in=[S.GRACE, S.HOLD]) \
-            .select_related("client", "payment_method"):
+    for sub in Subscription.objects.filter(pk__in=ids, status__in=[S.GRACE, S.HOLD]).select_related(
+        "client", "payment_method"
+    ):
         if _retry_due(sub, as_of):
             outcome = services.pay_overdue(subscription=sub, actor=services.SYSTEM, at=as_of)
             if outcome.status == "Success":
@@ -439,8 +591,9 @@ def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
 def _retry_due(sub: Subscription, as_of: datetime) -> bool:
     if sub.status != S.GRACE or not sub.payment_method.is_online:
         return False
-    purchase = Purchase.objects.filter(subscription=sub, category=Purchase.Category.RENEWAL,
-                                       interval_no=sub.last_interval_no + 1).first()
+    purchase = Purchase.objects.filter(
+        subscription=sub, category=Purchase.Category.RENEWAL, interval_no=sub.last_interval_no + 1
+    ).first()
     if purchase is None:
         return False  # SM 2.0 manual: the customer renews, we do not charge
     retries_done = max(purchase.charge_attempts - 1, 0)

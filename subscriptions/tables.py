@@ -2,7 +2,7 @@ import django_tables2 as tables
 
 from commerce.tables import LeanTable
 
-from .models import Subscription
+from .models import RenewalRun, Subscription
 
 
 class SubscriptionTable(LeanTable):
@@ -29,3 +29,35 @@ class SubscriptionTable(LeanTable):
         )
         order_by = ("-id",)
         empty_text = "No subscriptions match this search."
+
+
+class RenewalRunTable(LeanTable):
+    row_template = "tables/renewal_run_row.html"
+    numeric = ("due", "charged", "declined", "skipped", "errors", "reminders", "dunning")
+    started_at = tables.Column(verbose_name="Started")
+    finished_at = tables.Column(verbose_name="Finished")
+    trigger = tables.Column()
+    due = tables.Column()
+    charged = tables.Column()
+    declined = tables.Column()
+    skipped = tables.Column()
+    errors = tables.Column()
+    reminders = tables.Column()
+    dunning = tables.Column(verbose_name="Dunning moves")
+
+    class Meta(LeanTable.Meta):
+        model = RenewalRun
+        fields = (
+            "started_at",
+            "finished_at",
+            "trigger",
+            "due",
+            "charged",
+            "declined",
+            "skipped",
+            "errors",
+            "reminders",
+            "dunning",
+        )
+        order_by = ("-started_at",)
+        empty_text = "No renewal runs yet. The schedule sweeps every few minutes."

@@ -22,9 +22,12 @@ def sweep(client_id: int | None = None, trigger: str = "beat") -> int:
     client = Client.objects.get(pk=client_id) if client_id else None
     work = renewals.start_sweep(client=client, trigger=trigger)
     for item in work:
-        args = (item.run.pk, item.kind, item.ids, item.run.as_of.isoformat())
-        transaction.on_commit(lambda args=args: process_batch.delay(*args))
+        _send(item.run.pk, item.kind, item.ids, item.run.as_of.isoformat())
     return len(work)
+
+
+def _send(run_id: int, kind: str, ids: list[int], as_of: str) -> None:
+    transaction.on_commit(lambda: process_batch.delay(run_id, kind, ids, as_of))
 
 
 @shared_task(acks_late=True)
@@ -39,7 +42,8 @@ def process_batch(run_id: int, kind: str, ids: list[int], as_of: str, attempt: i
         renewals.retry_later(run_id)
         process_batch.apply_async(
             (run_id, kind, outcome.retry_ids, as_of, attempt + 1),
-            countdown=RETRY_BASE_SECONDS * 2**attempt)
+            countdown=RETRY_BASE_SECONDS * 2**attempt,
+        )
     renewals.finish_batch(run_id, outcome.counts)
     return dict(outcome.counts)
 

@@ -8,6 +8,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,8 +22,8 @@ from commerce.paging import paginate
 
 from . import actions, services
 from .errors import DomainError
-from .models import HistoryEntry, RenewalType, Subscription, SubscriptionStatus
-from .tables import SubscriptionTable
+from .models import HistoryEntry, RenewalRun, RenewalType, Subscription, SubscriptionStatus
+from .tables import RenewalRunTable, SubscriptionTable
 
 
 class SubscriptionFilter(django_filters.FilterSet):
@@ -207,3 +208,26 @@ def _billing_response(
 
 def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
+
+
+@require_GET
+@staff_required()
+def renewal_runs(request: HtmxHttpRequest) -> HttpResponse:
+    """Past sweeps of this client, and the running one's live progress."""
+    runs = RenewalRun.objects.filter(client=client_of(request)).order_by("-started_at", "-id")
+    table = RenewalRunTable(runs)
+    paginate(request, table)
+    running = runs.filter(status=RenewalRun.Status.RUNNING).first()
+    template = "subscriptions/renewal_runs.html" + ("#run-progress" if request.htmx else "")
+    return render(request, template, {"table": table, "running": running})
+
+
+@require_POST
+@staff_required("admin")
+def start_renewal_run(request: HtmxHttpRequest) -> HttpResponse:
+    """Sweep this client now instead of waiting for the schedule."""
+    from .tasks import sweep
+
+    transaction.on_commit(lambda: sweep.delay(client_id=client_of(request).pk, trigger="staff"))
+    messages.success(request, "A renewal sweep was started; its progress shows below.")
+    return redirect("renewal-runs")

@@ -8,12 +8,16 @@ from tests.conftest import STAFF, sign_up
 
 
 def test_signup_queues_a_receipt_with_text_and_html_and_sends_it_after_commit(
-        sm2, monthly, django_capture_on_commit_callbacks):
+    sm2, monthly, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         result = sign_up(sm2, monthly, email="rae@example.com")
     email = CustomerEmail.objects.get()
-    assert (email.kind, email.to, email.purchase_id) == ("receipt", "rae@example.com",
-                                                         result.purchase.pk)
+    assert (email.kind, email.to, email.purchase_id) == (
+        "receipt",
+        "rae@example.com",
+        result.purchase.pk,
+    )
     assert "10.00 EUR" in email.body_text and "<p>" in email.body_html
     assert email.sent_at is not None
     assert mail.outbox[0].subject == f"Your receipt from {sm2.name}"
@@ -29,14 +33,16 @@ def test_nothing_is_sent_before_commit(sm2, monthly, django_capture_on_commit_ca
 
 def test_generate_mail_false_sends_no_email(sm2, monthly):
     sub = sign_up(sm2, monthly).subscriptions[0]
-    services.switch_renewal_type(subscription=sub, renewal_type="Manual", actor=STAFF,
-                                 generate_mail=False)
+    services.switch_renewal_type(
+        subscription=sub, renewal_type="Manual", actor=STAFF, generate_mail=False
+    )
     assert list(CustomerEmail.objects.values_list("kind", flat=True)) == ["receipt"]
 
 
 def test_emails_tab_lists_the_purchases_emails(login, sm2, monthly):
     result = sign_up(sm2, monthly, email="tab@example.com")
-    services.switch_renewal_type(subscription=result.subscriptions[0], renewal_type="Manual",
-                                 actor=STAFF)
+    services.switch_renewal_type(
+        subscription=result.subscriptions[0], renewal_type="Manual", actor=STAFF
+    )
     html = login(sm2, "viewer").get(f"/purchases/{result.purchase.pk}/emails/").content.decode()
     assert "Receipt" in html and "Subscription changed" in html and "tab@example.com" in html

@@ -36,8 +36,10 @@ def sweep(at, **kwargs):
 
 
 def many(vendor, product, n, **kwargs):
-    return [subscribe(vendor, product, email=f"m{i}-{product.pk}@example.com", **kwargs)
-            for i in range(n)]
+    return [
+        subscribe(vendor, product, email=f"m{i}-{product.pk}@example.com", **kwargs)
+        for i in range(n)
+    ]
 
 
 def paid_renewals(sub):
@@ -72,12 +74,14 @@ def test_bulk_renewal_writes_what_the_per_row_service_writes(sm2, monthly):
     assert (pa.total, pa.status, pa.items.count()) == (pb.total, pb.status, pb.items.count())
     payload = OutboxNotification.objects.filter(purchase=pa).get().payload
     assert payload["Purchase"]["Items"][0]["RecurringBilling"]["IntervalNo"] == 2
-    assert set(CustomerEmail.objects.filter(subscription=a).values_list("kind", flat=True)) == \
-        {"receipt"}
+    assert set(CustomerEmail.objects.filter(subscription=a).values_list("kind", flat=True)) == {
+        "receipt"
+    }
 
 
-def test_a_batch_costs_the_same_number_of_queries_for_5_or_50(sm2, monthly,
-                                                               django_assert_max_num_queries):
+def test_a_batch_costs_the_same_number_of_queries_for_5_or_50(
+    sm2, monthly, django_assert_max_num_queries
+):
     five = [s.pk for s in many(sm2, monthly, 5)]
     other = ProductFactory(client=sm2)
     fifty = [s.pk for s in many(sm2, other, 50)]
@@ -120,7 +124,8 @@ def test_transient_errors_are_retried_not_declined(sm2, monthly):
 
 
 def test_crash_between_charge_and_record_is_finished_without_a_second_charge(
-        sm2, monthly, monkeypatch):
+    sm2, monthly, monkeypatch
+):
     subs = many(sm2, monthly, 3)
 
     def killed(*args, **kwargs):
@@ -145,8 +150,10 @@ def test_special_cases_go_through_the_per_row_rules(sm1, sm2, monthly):
     services.mark_purchase_paid(purchase=invoice.purchase, actor=STAFF, at=T0)
     last = subscribe(sm2, ProductFactory(client=sm2, recurrence_count=1), email="l@example.com")
     sweep(FEB28)
-    assert (fresh(sm1_manual).status, item_statuses(sm1_manual)) == ("Deactivated",
-                                                                      ["AwaitingReinstate"])
+    assert (fresh(sm1_manual).status, item_statuses(sm1_manual)) == (
+        "Deactivated",
+        ["AwaitingReinstate"],
+    )
     assert paid_renewals(sm1_manual) == 1
     assert fresh(sm2_manual).status == "Grace" and paid_renewals(sm2_manual) == 0
     assert fresh(invoice.subscriptions[0]).status == "Grace"
@@ -181,8 +188,10 @@ def test_reminder_kinds_for_invoices_and_expiring_cards(sm2, monthly):
     expiring.payment_method.expiry_year, expiring.payment_method.expiry_month = 2026, 1
     expiring.payment_method.save()
     sweep(FEB28 - timedelta(days=3))
-    assert notification_types(invoice.subscriptions[0])[-1] == \
-        "SubscriptionReminderOfflinePayNotification"
+    assert (
+        notification_types(invoice.subscriptions[0])[-1]
+        == "SubscriptionReminderOfflinePayNotification"
+    )
     assert notification_types(expiring)[-1] == "SubscriptionReminderPayOptExpNotification"
 
 
@@ -198,8 +207,11 @@ def test_dunning_retries_on_days_1_3_5_then_hold_then_deactivated(sm2, monthly):
     assert fresh(sub).status == "Hold"
     sweep(FEB28 + timedelta(days=14))
     assert (fresh(sub).status, item_statuses(sub)) == ("Deactivated", ["Deactivated"])
-    assert set(CustomerEmail.objects.filter(subscription=sub).values_list("kind", flat=True)) >= \
-        {"payment_failed", "on_hold", "deactivated"}
+    assert set(CustomerEmail.objects.filter(subscription=sub).values_list("kind", flat=True)) >= {
+        "payment_failed",
+        "on_hold",
+        "deactivated",
+    }
 
 
 def test_a_retry_that_succeeds_reactivates(sm2, monthly):
@@ -221,7 +233,12 @@ def test_a_run_is_recorded_per_client_with_its_counts(sm2, monthly):
     sweep(FEB28)
     run = RenewalRun.objects.get(client=sm2)
     assert (run.status, run.due, run.charged, run.declined, run.progress_percent) == (
-        "finished", 4, 3, 1, 100)
+        "finished",
+        4,
+        3,
+        1,
+        100,
+    )
     assert run.finished_at is not None
     assert RenewalRun.objects.get(client=other).charged == 1
 
@@ -242,8 +259,11 @@ def test_time_travel_through_month_ends_and_the_last_billing_event(vendor, clock
         sweep(None)
     sub = fresh(sub)
     assert (sub.status, item_statuses(sub), sub.last_interval_no) == ("Finished", ["Finished"], 3)
-    dates = list(Purchase.objects.filter(subscription=sub, category="renewal")
-                 .order_by("interval_no").values_list("paid_at", flat=True))
+    dates = list(
+        Purchase.objects.filter(subscription=sub, category="renewal")
+        .order_by("interval_no")
+        .values_list("paid_at", flat=True)
+    )
     assert [d.date().isoformat() for d in dates] == expected[:2]
 
 

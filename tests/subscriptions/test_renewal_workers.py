@@ -18,8 +18,7 @@ from django.db import connection
 from time_machine import escape_hatch
 
 from commerce import celery_app
-from commerce.models import GatewayCharge
-from commerce.models import Purchase
+from commerce.models import GatewayCharge, Purchase
 from subscriptions import renewals
 from subscriptions.models import RenewalRun, Subscription
 from subscriptions.tasks import process_batch, sweep
@@ -49,18 +48,41 @@ class Workers:
 
     def start(self, concurrency=2, **env):
         name = f"{self.queue}-{len(self.procs)}@%h"
-        full_env = dict(os.environ, DATABASE_URL=self.db_url, CELERY_TASK_DEFAULT_QUEUE=self.queue,
-                        COMMERCE_VAR_DIR=str(self.tmp_path), **{k: str(v) for k, v in env.items()})
+        full_env = dict(
+            os.environ,
+            DATABASE_URL=self.db_url,
+            CELERY_TASK_DEFAULT_QUEUE=self.queue,
+            COMMERCE_VAR_DIR=str(self.tmp_path),
+            **{k: str(v) for k, v in env.items()},
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "commerce", "worker", "-Q", self.queue,
-             f"--concurrency={concurrency}", "--loglevel=WARNING", "--without-gossip",
-             "--without-mingle", "-n", name],
-            cwd=ROOT, env=full_env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=open(self.tmp_path / "worker.log", "a"))
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "commerce",
+                "worker",
+                "-Q",
+                self.queue,
+                f"--concurrency={concurrency}",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                name,
+            ],
+            cwd=ROOT,
+            env=full_env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp_path / "worker.log", "a"),
+        )
         self.procs.append(proc)
-        wait_for(lambda: celery_app.control.ping(timeout=0.5,
-                                                 destination=[name.replace("%h", _host())]),
-                 "the worker to answer")
+        wait_for(
+            lambda: celery_app.control.ping(timeout=0.5, destination=[name.replace("%h", _host())]),
+            "the worker to answer",
+        )
         return proc
 
     def kill(self, proc):
@@ -102,18 +124,25 @@ def due_set(sm2, monthly):
     """Subscriptions due now whose next billing date after one renewal is in
     the future, so a second sweep has nothing left to do."""
     start = real_now() - relativedelta(months=1) - timedelta(hours=1)
-    return [sign_up(sm2, monthly, email=f"w{i}@example.com", at=start).subscriptions[0]
-            for i in range(30)]
+    return [
+        sign_up(sm2, monthly, email=f"w{i}@example.com", at=start).subscriptions[0]
+        for i in range(30)
+    ]
 
 
 def paid_per_subscription(subs):
-    return Counter(Purchase.objects.filter(subscription__in=subs, category="renewal",
-                                           status="paid").values_list("subscription", flat=True))
+    return Counter(
+        Purchase.objects.filter(
+            subscription__in=subs, category="renewal", status="paid"
+        ).values_list("subscription", flat=True)
+    )
 
 
 def all_renewed(subs):
-    return lambda: Subscription.objects.filter(pk__in=[s.pk for s in subs],
-                                               last_interval_no=2).count() == len(subs)
+    return lambda: (
+        Subscription.objects.filter(pk__in=[s.pk for s in subs], last_interval_no=2).count()
+        == len(subs)
+    )
 
 
 def test_two_workers_renew_a_due_set_once(workers, due_set):
@@ -150,8 +179,12 @@ def test_a_batch_delivered_twice_charges_once(workers, due_set):
 
 
 def test_a_worker_killed_mid_batch_leaves_nothing_charged_twice(workers, due_set):
-    slow = workers.start(concurrency=1, RENEWAL_BATCH_SIZE=10, TEST_GATEWAY_LATENCY_MS=150,
-                         TEST_GATEWAY_CONCURRENCY=1)
+    slow = workers.start(
+        concurrency=1,
+        RENEWAL_BATCH_SIZE=10,
+        TEST_GATEWAY_LATENCY_MS=150,
+        TEST_GATEWAY_CONCURRENCY=1,
+    )
     sweep.apply_async(kwargs={"trigger": "test"}, queue=workers.queue)
     wait_for(lambda: sum(paid_per_subscription(due_set).values()) >= 10, "a first batch")
     time.sleep(0.5)  # the second batch is now claimed and in the gateway
@@ -165,8 +198,9 @@ def test_a_worker_killed_mid_batch_leaves_nothing_charged_twice(workers, due_set
         assert sub.last_interval_no == 2 or sub.next_billing_date <= real_now()  # still due
     # The next sweep finishes the job without charging anyone twice.
     for item in renewals.start_sweep(as_of=real_now(), trigger="test"):
-        renewals.finish_batch(item.run.pk, renewals.run_batch(
-            item.kind, item.ids, as_of=item.run.as_of).counts)
+        renewals.finish_batch(
+            item.run.pk, renewals.run_batch(item.kind, item.ids, as_of=item.run.as_of).counts
+        )
     assert set(paid_per_subscription(due_set).values()) == {1}
     assert all_renewed(due_set)()
     assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 30

@@ -33,8 +33,7 @@ class Command(BaseCommand):
             raise CommandError("--as-of needs a time with a zone, e.g. 2026-12-01T00:00:00Z")
         work = renewals.start_sweep(as_of=moment, client=scope, trigger="command")
         totals: Counter[str] = Counter()
-        with tqdm(total=len(work), unit="batch", file=self.stderr._out,
-                  disable=not work) as bar:
+        with tqdm(total=len(work), unit="batch", file=self.stderr._out, disable=not work) as bar:
             for item in work:
                 outcome = renewals.run_batch(item.kind, item.ids, as_of=moment)
                 renewals.finish_batch(item.run.pk, outcome.counts)
