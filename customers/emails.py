@@ -12,6 +12,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from commerce.bulk import update_rows
+
 from .models import CustomerEmail
 
 if TYPE_CHECKING:
@@ -55,18 +57,11 @@ def build(
     at: datetime,
     notification: str = "",
 ) -> CustomerEmail:
-    """An unsaved e-mail (callers save it, or bulk-create many)."""
+    """An unsaved e-mail (callers save it, or insert many). The body is
+    rendered when it is sent, so a renewal batch renders no templates."""
     owner = subscription or purchase
     assert owner is not None
     customer, client = owner.customer, owner.client
-    context: dict[str, Any] = {
-        "kind": kind,
-        "client": client,
-        "customer": customer,
-        "subscription": subscription,
-        "purchase": purchase,
-        "notification": notification,
-    }
     date = subscription.next_billing_date.strftime("%Y-%m-%d") if subscription else ""
     return CustomerEmail(
         client_id=client.pk,
@@ -74,12 +69,25 @@ def build(
         subscription_id=subscription.pk if subscription else None,
         purchase_id=purchase.pk if purchase else None,
         kind=kind,
+        notification=notification,
         to=customer.email,
         created_at=at,
         subject=SUBJECTS[kind].format(client=client.name, date=date),
-        body_text=render_to_string("emails/customer.txt", context),
-        body_html=render_to_string("emails/customer.html", context),
     )
+
+
+def render(email: CustomerEmail) -> None:
+    """Fill in the text and HTML bodies from the records as they are now."""
+    context: dict[str, Any] = {
+        "kind": email.kind,
+        "client": email.client,
+        "customer": email.customer,
+        "subscription": email.subscription,
+        "purchase": email.purchase,
+        "notification": email.notification,
+    }
+    email.body_text = render_to_string("emails/customer.txt", context)
+    email.body_html = render_to_string("emails/customer.html", context)
 
 
 def queue_for_notification(
@@ -91,6 +99,7 @@ def queue_for_notification(
     email = build(
         kind, subscription=subscription, purchase=purchase, at=at, notification=notification
     )
+    render(email)
     email.save()
     deliver_after_commit()
     return email
@@ -103,17 +112,21 @@ def deliver_after_commit() -> None:
 
 
 def send_pending(limit: int = 200) -> int:
-    """Send unsent e-mails; rows another worker is sending are skipped."""
+    """Send unsent e-mails, rendering those queued without a body; rows
+    another worker is sending are skipped."""
     with transaction.atomic():
         batch = list(
-            CustomerEmail.objects.select_for_update(skip_locked=True)
+            CustomerEmail.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(sent_at__isnull=True)
-            .order_by("created_at")[:limit]
+            .order_by("created_at")
+            .select_related("client", "customer", "subscription", "purchase")[:limit]
         )
         if not batch:
             return 0
         messages = []
         for email in batch:
+            if not email.body_text:
+                render(email)
             message = EmailMultiAlternatives(
                 email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to]
             )
@@ -121,5 +134,7 @@ def send_pending(limit: int = 200) -> int:
             messages.append(message)
         get_connection().send_messages(messages)
         now = timezone.now()
-        CustomerEmail.objects.filter(pk__in=[e.pk for e in batch]).update(sent_at=now)
+        for email in batch:
+            email.sent_at = now
+        update_rows(batch, ["body_text", "body_html", "sent_at"])
     return len(batch)

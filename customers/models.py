@@ -118,10 +118,11 @@ class CustomerEmail(models.Model):
         "commerce.Purchase", on_delete=models.CASCADE, null=True, blank=True, related_name="emails"
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    notification = models.CharField(max_length=60, blank=True)
     to = models.EmailField()
     subject = models.CharField(max_length=200)
-    body_text = models.TextField()
-    body_html = models.TextField()
+    body_text = models.TextField(blank=True)  # rendered when sent, if empty
+    body_html = models.TextField(blank=True)
     created_at = models.DateTimeField(db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from commerce.bulk import insert_rows, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult, Outcome, get_gateway
 from commerce.models import Client, OutboxNotification, Purchase, PurchaseItem
 from customers import emails
@@ -270,22 +271,25 @@ def _open_purchases(
         for sub, existing in plain
         if existing is None
     ]
-    created = iter(Purchase.objects.bulk_create(new))
+    insert_rows(new, returning_ids=True)
+    created, new_ids = iter(new), {id(p) for p in new}
     claims = [Claim(sub, items[sub.pk], existing or next(created)) for sub, existing in plain]
-    PurchaseItem.objects.bulk_create(
-        PurchaseItem(
-            purchase=c.purchase,
-            running_no=no,
-            product_id=item.product_id,
-            quantity=item.quantity,
-            unit_price=item.unit_price,
-            amount=item.unit_price * item.quantity,
-            subscription_item=item,
-            interval_no=c.purchase.interval_no,
-        )
-        for c in claims
-        if c.purchase in new
-        for no, item in enumerate([i for i in c.items if i.status == IS.ACTIVE], start=1)
+    insert_rows(
+        [
+            PurchaseItem(
+                purchase=c.purchase,
+                running_no=no,
+                product_id=item.product_id,
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+                amount=item.unit_price * item.quantity,
+                subscription_item=item,
+                interval_no=c.purchase.interval_no,
+            )
+            for c in claims
+            if id(c.purchase) in new_ids
+            for no, item in enumerate([i for i in c.items if i.status == IS.ACTIVE], start=1)
+        ]
     )
     return claims
 
@@ -473,11 +477,11 @@ class _Outputs:
             )
 
     def save(self, purchases: list[Purchase], subs: list[Subscription]) -> None:
-        Purchase.objects.bulk_update(
+        update_rows(
             purchases,
             ["status", "paid_at", "gateway_reference", "charge_attempts", "decline_reason"],
         )
-        Subscription.objects.bulk_update(
+        update_rows(
             subs,
             [
                 "status",
@@ -493,13 +497,11 @@ class _Outputs:
                 last_interval_no=F("last_interval_no") + 1
             )
         if self.changed_items:
-            SubscriptionItem.objects.bulk_update(
-                self.changed_items, ["status", "deactivation_date", "end_date"]
-            )
-        HistoryEntry.objects.bulk_create(self.history)
-        OutboxNotification.objects.bulk_create(self.outbox)
+            update_rows(self.changed_items, ["status", "deactivation_date", "end_date"])
+        insert_rows(self.history)
+        insert_rows(self.outbox)
         if self.emails:
-            CustomerEmail.objects.bulk_create(self.emails)
+            insert_rows(self.emails)
             emails.deliver_after_commit()
 
 
@@ -552,10 +554,10 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
                     "reminder", subscription=sub, purchase=None, at=as_of, notification=notification
                 )
             )
-        Subscription.objects.bulk_update(due, ["reminded_interval_no"])
-        OutboxNotification.objects.bulk_create(out.outbox)
+        update_rows(due, ["reminded_interval_no"])
+        insert_rows(out.outbox)
         if out.emails:
-            CustomerEmail.objects.bulk_create(out.emails)
+            insert_rows(out.emails)
             emails.deliver_after_commit()
         counts["reminded"] += len(due)
     return counts

@@ -18,16 +18,18 @@ def test_runs_page_shows_past_runs_and_polls_a_running_one(login, sm2, monthly):
     assert 'hx-trigger="every 2s"' in page and "0 of 1 batches" in page
     assert RenewalRun.objects.count() == 2 and page.count("running 0%") == 1  # only our run
     for item in work:
-        renewals.finish_batch(item.run.pk, renewals.run_batch(item.kind, item.ids,
-                                                               as_of=FEB28).counts)
+        renewals.finish_batch(
+            item.run.pk, renewals.run_batch(item.kind, item.ids, as_of=FEB28).counts
+        )
     partial = staff.get("/renewals/", headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in partial and "every 2s" not in partial
     assert ">1</td>" in partial  # one charged
     assert "Run a sweep now" not in page
 
 
-def test_an_admin_can_start_a_sweep_and_others_cannot(login, sm2, monthly,
-                                                      django_capture_on_commit_callbacks):
+def test_an_admin_can_start_a_sweep_and_others_cannot(
+    login, sm2, monthly, django_capture_on_commit_callbacks
+):
     subscribe(sm2, monthly)
     assert login(sm2, "support").post("/renewals/start/").status_code == 403
     admin = login(sm2, "admin")

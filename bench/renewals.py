@@ -1,0 +1,304 @@
+"""Renewal throughput (issue 4, SPEC 13) on PostgreSQL + Redis with real workers.
+
+1. Creates the database ``commerce_bench_renewals`` (dropped first) with 50
+   clients and SUBS subscriptions (customer, card, one item each), DUE of them
+   due now, in set-based SQL.
+2. Reference: the same writes a renewal makes (renewal purchase and its item,
+   gateway ledger row, subscription dates, item count, history entry, outbox
+   row, e-mail row) as a handful of set-based SQL statements, timed, then
+   rolled back.
+3. The engine: two worker processes (``celery worker --concurrency 2``) on
+   Redis, one ``sweep`` task; timed from sending it until every run is
+   finished. Prints renewals/s, the reference's, and the ratio.
+4. With ``--latency-ms 100`` it then runs a smaller due set at several worker
+   concurrencies and prints how throughput scales.
+
+    .venv/bin/python bench/renewals.py                      # 1,000,000 / 100,000
+    .venv/bin/python bench/renewals.py --subs 100000 --due 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DB_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/commerce_bench_renewals"
+)
+BROKER = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CLIENTS = 50
+
+GENERATE = """
+INSERT INTO commerce_client (id, name, slug, sm_version, grace_period_days, hold_days, reminder_days,
+    dunning_retry_days, vat_rate, created_at)
+SELECT c, 'Bench client ' || c, 'bench-' || c, '2.0', 7, 7, 7, '[1, 3, 5]', 0, now()
+FROM generate_series(1, %(clients)s) c;
+INSERT INTO commerce_product (id, client_id, name, price, currency, is_subscription,
+    initial_interval_months, initial_interval_days, interval_months, interval_days, renewal_mode,
+    is_one_time_rebilling, recurrence_count, reminder_days, is_active)
+SELECT c, c, 'Plan', 12.00, 'EUR', true, 1, 0, 1, 0, 'automatic', false, NULL, NULL, true
+FROM generate_series(1, %(clients)s) c;
+INSERT INTO customers_customer (id, client_id, email, first_name, last_name, company, reference_id, created_at)
+SELECT g, 1 + g %% %(clients)s, 'c' || g || '@bench.example', 'First', 'Last', '', '', now()
+FROM generate_series(1, %(subs)s) g;
+INSERT INTO customers_paymentmethod (id, customer_id, kind, card_number, expiry_month, expiry_year, created_at)
+SELECT g, g, 'card', '4242424242424242', 12, 2099, now() FROM generate_series(1, %(subs)s) g;
+INSERT INTO subscriptions_subscription (id, client_id, customer_id, payment_method_id, status, sm_version,
+    renewal_type, currency, start_interval_months, start_interval_days, interval_months, interval_days,
+    start_date, end_date, anchor_date, anchor_interval_no, next_billing_date, last_interval_no,
+    status_changed_at, row_version, created_at, reminded_interval_no)
+SELECT g, 1 + g %% %(clients)s, g, g, 'Active', '2.0', 'Automatic', 'EUR', 1, 0, 1, 0,
+       t.start, NULL, t.start, 1, t.start + interval '1 month', 1, t.start, 1, now(), 2
+FROM generate_series(1, %(subs)s) g
+CROSS JOIN LATERAL (SELECT CASE WHEN g %% (%(subs)s / %(due)s) = 0
+                                THEN now() - interval '1 month' - interval '1 hour'
+                                ELSE now() - interval '1 day' END AS start) t;
+INSERT INTO subscriptions_subscriptionitem (id, subscription_id, running_no, product_id, status, version,
+    quantity, unit_price, recurrence_count, last_interval_no, start_date, end_date, deactivation_date)
+SELECT g, g, 1, 1 + g %% %(clients)s, 'Active', 1, 1, 12.00, NULL, 1, now(), NULL, NULL
+FROM generate_series(1, %(subs)s) g;
+"""
+
+SEQUENCES = [
+    "commerce_client",
+    "commerce_product",
+    "customers_customer",
+    "customers_paymentmethod",
+    "subscriptions_subscription",
+    "subscriptions_subscriptionitem",
+]
+
+# The writes of one renewal, set-based: what the engine must at least do.
+REFERENCE = [
+    """CREATE TEMP TABLE due ON COMMIT DROP AS
+       SELECT s.id, s.client_id, s.customer_id, s.payment_method_id, s.last_interval_no + 1 AS n,
+              s.anchor_date + (s.last_interval_no + 1) * interval '1 month' AS next_date
+       FROM subscriptions_subscription s
+       WHERE s.status = 'Active' AND s.next_billing_date <= now()""",
+    """INSERT INTO commerce_gatewaycharge (idempotency_key, card_number, payment_method_ref, amount,
+           currency, outcome, reference, message, created_at)
+       SELECT 'ref:' || id || ':' || n, '4242424242424242', payment_method_id::text, 12.00, 'EUR',
+              'approved', 'tg_' || id, '', now() FROM due""",
+    """INSERT INTO commerce_purchase (client_id, customer_id, subscription_id, category, status,
+           interval_no, currency, total, refunded_amount, payment_method_id, charge_attempts,
+           gateway_reference, decline_reason, created_at, paid_at)
+       SELECT client_id, customer_id, id, 'renewal', 'paid', n, 'EUR', 12.00, 0, payment_method_id, 1,
+              'tg_' || id, '', now(), now() FROM due""",
+    """INSERT INTO commerce_purchaseitem (purchase_id, running_no, product_id, quantity, unit_price,
+           amount, subscription_item_id, interval_no)
+       SELECT p.id, 1, i.product_id, 1, 12.00, 12.00, i.id, p.interval_no
+       FROM commerce_purchase p JOIN due d ON d.id = p.subscription_id AND p.interval_no = d.n
+       JOIN subscriptions_subscriptionitem i ON i.subscription_id = d.id
+       WHERE p.category = 'renewal'""",
+    """UPDATE subscriptions_subscription s SET last_interval_no = d.n, next_billing_date = d.next_date,
+           row_version = s.row_version + 1 FROM due d WHERE s.id = d.id""",
+    """UPDATE subscriptions_subscriptionitem i SET last_interval_no = i.last_interval_no + 1
+       FROM due d WHERE i.subscription_id = d.id AND i.status = 'Active'""",
+    """INSERT INTO subscriptions_historyentry (client_id, subscription_id, created_at, actor_kind,
+           actor_label, event_code, summary, before, after)
+       SELECT client_id, id, now(), 'system', 'system', 'renewed', 'Renewed: interval ' || n || ' paid.',
+              '{}', '{}' FROM due""",
+    """INSERT INTO commerce_outboxnotification (id, client_id, type, payload, subscription_id,
+           generate_mail, created_at)
+       SELECT gen_random_uuid(), client_id, 'PaidOrderNotification',
+              json_build_object('SubscriptionId', 'S' || id, 'IntervalNo', n), id, true, now() FROM due""",
+    """INSERT INTO customers_customeremail (client_id, customer_id, subscription_id, kind, "to", subject,
+           body_text, body_html, created_at, error, notification)
+       SELECT client_id, customer_id, id, 'receipt', 'c' || customer_id || '@bench.example',
+              'Your receipt', 'Thank you for your payment.', '<p>Thank you for your payment.</p>', now(), '',
+              'PaidOrderNotification'
+       FROM due""",
+]
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS commerce_bench_renewals WITH (FORCE)")
+        conn.execute("CREATE DATABASE commerce_bench_renewals")
+
+
+def generate(subs: int, due: int) -> None:
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute(GENERATE, {"clients": CLIENTS, "subs": subs, "due": due})
+        for table in SEQUENCES:
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+        cur.execute("VACUUM ANALYZE")
+    print(
+        f"generated {subs:,} subscriptions ({due:,} due) for {CLIENTS} clients "
+        f"in {time.perf_counter() - started:.0f}s",
+        flush=True,
+    )
+
+
+def reference() -> tuple[int, float]:
+    import psycopg
+
+    with psycopg.connect(DB_URL) as conn:
+        started = time.perf_counter()
+        with conn.transaction(force_rollback=True):
+            for statement in REFERENCE:
+                conn.execute(statement)
+            count = conn.execute("SELECT count(*) FROM due").fetchone()[0]
+            elapsed = time.perf_counter() - started
+    return count, elapsed
+
+
+def run_engine(concurrency: int, env: dict[str, str]) -> tuple[int, float]:
+    from django.db.models import Count, Q
+
+    from commerce import celery_app
+    from subscriptions.models import RenewalRun, Subscription
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    worker_env = dict(
+        os.environ,
+        DATABASE_URL=DB_URL,
+        CELERY_BROKER_URL=BROKER,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        DEBUG="false",
+        EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+        **env,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "commerce",
+            "worker",
+            "-Q",
+            queue,
+            f"--concurrency={concurrency}",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{queue}@%h",
+        ],
+        cwd=ROOT,
+        env=worker_env,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(100):
+            if celery_app.control.ping(timeout=0.5):
+                break
+        due = Subscription.objects.filter(status="Active", next_billing_date__lte=_now()).count()
+        RenewalRun.objects.all().delete()
+        started = time.perf_counter()
+        celery_app.send_task("subscriptions.tasks.sweep", kwargs={"trigger": "bench"}, queue=queue)
+        while True:
+            time.sleep(0.25)
+            runs = RenewalRun.objects.aggregate(
+                total=Count("id"), running=Count("id", filter=Q(status="running"))
+            )
+            if runs["total"] and not runs["running"]:
+                break
+        elapsed = time.perf_counter() - started
+        charged = sum(RenewalRun.objects.values_list("charged", flat=True))
+        if charged != due:
+            print(f"  note: {due} were due, {charged} charged", flush=True)
+        return charged, elapsed
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+
+def _now():  # noqa: ANN202
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def make_due_again(count: int) -> None:
+    """Move ``count`` subscriptions back to due for the next measurement."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """UPDATE subscriptions_subscription SET next_billing_date = now() - interval '1 hour'
+                       WHERE id IN (SELECT id FROM subscriptions_subscription ORDER BY id DESC LIMIT %s)""",
+            [count],
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subs", type=int, default=1_000_000)
+    parser.add_argument("--due", type=int, default=100_000)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--latency-due", type=int, default=4_000)
+    parser.add_argument("--concurrency", default="1,2,4,8", help="for the latency runs")
+    args = parser.parse_args()
+    os.environ.update(
+        DATABASE_URL=DB_URL,
+        CELERY_BROKER_URL=BROKER,
+        DEBUG="false",
+        DJANGO_SETTINGS_MODULE="commerce.settings",
+    )
+    recreate_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    generate(args.subs, args.due)
+
+    count, ref_seconds = reference()
+    ref_rate = count / ref_seconds
+    print(
+        f"reference (set-based SQL, rolled back): {count:,} renewals in {ref_seconds:.2f}s "
+        f"= {ref_rate:,.0f}/s",
+        flush=True,
+    )
+    charged, seconds = run_engine(2, {})
+    rate = charged / seconds
+    print(
+        f"engine (2 worker processes, Redis, PostgreSQL): {charged:,} renewals in {seconds:.2f}s "
+        f"= {rate:,.0f}/s",
+        flush=True,
+    )
+    print(
+        f"ratio engine / reference = {rate / ref_rate:.2f}  (target >= 0.33; >= 5,000/s)\n",
+        flush=True,
+    )
+
+    if args.latency_ms:
+        print(
+            f"gateway latency {args.latency_ms} ms per charge, "
+            f"{args.latency_due:,} due per run, 16 charges in flight per batch:"
+        )
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            make_due_again(args.latency_due)
+            charged, seconds = run_engine(
+                concurrency,
+                {"TEST_GATEWAY_LATENCY_MS": str(args.latency_ms), "RENEWAL_BATCH_SIZE": "200"},
+            )
+            print(
+                f"  worker concurrency {concurrency}: {charged:,} in {seconds:.1f}s "
+                f"= {charged / seconds:,.0f}/s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
