@@ -8,6 +8,7 @@ one ``UPDATE ... FROM (VALUES ...)`` instead (PostgreSQL, and SQLite 3.33+).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections, router
 from django.db.models import Model
@@ -20,7 +21,7 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
     model = type(objs[0])
     conn = connections[router.db_for_write(model)]
     meta, qn = model._meta, conn.ops.quote_name
-    columns = [meta.get_field(name) for name in fields]
+    columns: list[Any] = [meta.get_field(name) for name in fields]
     pg = conn.vendor == "postgresql"
 
     def ref(i: int, field: object) -> str:
@@ -31,7 +32,7 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
         return f"v.column{i + 1}"
 
     row = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
-    params: list[object] = []
+    params: list[Any] = []
     for obj in objs:
         params.append(obj.pk)
         params += [f.get_db_prep_save(getattr(obj, f.attname), conn) for f in columns]
@@ -58,7 +59,7 @@ def insert_rows(objs: Sequence[Model], *, returning_ids: bool = False) -> None:
     meta, qn = model._meta, conn.ops.quote_name
     auto_pk = meta.pk.get_internal_type() in ("AutoField", "BigAutoField")
     fields = [f for f in meta.concrete_fields if not (f.primary_key and auto_pk)]
-    params: list[object] = []
+    params: list[Any] = []
     for obj in objs:
         params += [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"

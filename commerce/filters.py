@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+
+from customers.models import Customer
 
 from .models import Client, Product, Purchase
 
@@ -28,6 +32,23 @@ def customer_q(term: str, path: str = "customer__") -> Q:
         | Q(**{f"{path}last_name__istartswith": term})
         | Q(**{f"{path}first_name__istartswith": term})
     )
+
+
+CUSTOMER_LOOKUP_CAP = 2000
+
+
+def by_customer(queryset: QuerySet[Any], term: str, client_id: int) -> QuerySet[Any]:
+    """Rows of the customers matching ``term``: the customers first, through
+    their own indexes, then their rows. (A join ordered by date would walk
+    the whole list at a million rows.) Very common prefixes fall back to the join."""
+    ids = list(
+        Customer.objects.filter(client_id=client_id)
+        .filter(customer_q(term, path=""))
+        .values_list("pk", flat=True)[: CUSTOMER_LOOKUP_CAP + 1]
+    )
+    if len(ids) > CUSTOMER_LOOKUP_CAP:
+        return queryset.filter(customer_q(term))
+    return queryset.filter(customer_id__in=ids)
 
 
 class DateInput(forms.DateInput):
@@ -58,6 +79,7 @@ class PurchaseFilter(django_filters.FilterSet):
 
     def __init__(self, *args: object, client: Client, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.client = client
         self.filters["product"].queryset = client.products.order_by("name")
 
     def search(self, queryset: QuerySet[Purchase], name: str, value: str) -> QuerySet[Purchase]:
@@ -68,7 +90,7 @@ class PurchaseFilter(django_filters.FilterSet):
             return queryset.filter(subscription_id=sub_id)
         if (number := parse_id(value)) is not None:
             return queryset.filter(Q(pk=number) | Q(subscription_id=number))
-        return queryset.filter(customer_q(value))
+        return by_customer(queryset, value, self.client.pk)
 
     def by_product(
         self, queryset: QuerySet[Purchase], name: str, value: Product

@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from commerce.bulk import insert_rows, update_rows
@@ -49,7 +49,6 @@ from .models import (
 )
 
 S, IS = SubscriptionStatus, ItemStatus
-REMINDER_HORIZON_DAYS = 60  # no reminder setting may exceed this
 
 
 # --- sweeps ------------------------------------------------------------------------
@@ -68,39 +67,46 @@ def start_sweep(
     """Record one RenewalRun per client with due work and return its batches.
     The caller runs them (``run_renewals``) or sends them to workers."""
     as_of = as_of or timezone.now()
-    scope = Subscription.objects.scheduled()
-    if client is not None:
-        scope = scope.filter(client=client)
-    found: dict[int, dict[str, list[int]]] = {}
-    for kind, queryset in _due(scope, as_of).items():
-        for client_id, pk in queryset.values_list("client_id", "pk").order_by("client_id", "pk"):
-            found.setdefault(client_id, {}).setdefault(kind, []).append(pk)
+    clients = [client] if client is not None else list(Client.objects.order_by("pk"))
     work: list[Work] = []
-    for client_id, kinds in found.items():
+    for one in clients:
+        kinds = {
+            kind: list(queryset.order_by("pk").values_list("pk", flat=True))
+            for kind, queryset in _due(one, as_of).items()
+        }
         batches = [(kind, chunk) for kind, ids in kinds.items() for chunk in _chunks(ids)]
+        if not batches:
+            continue
         run = RenewalRun.objects.create(
-            client_id=client_id,
+            client=one,
             trigger=trigger,
             as_of=as_of,
             started_at=timezone.now(),
             batches_total=len(batches),
-            due=len(kinds.get("charges", [])),
+            due=len(kinds["charges"]),
         )
         work += [Work(run, kind, ids) for kind, ids in batches]
     return work
 
 
-def _due(scope: Any, as_of: datetime) -> dict[str, Any]:
+def _due(client: Client, as_of: datetime) -> dict[str, Any]:
+    """What is due for one client, by its own settings, so a sweep touches
+    only rows with work to do."""
+    scope = Subscription.objects.scheduled().filter(client=client)
+    product_days = client.products.aggregate(days=Max("reminder_days"))["days"] or 0
+    remind_within = timedelta(days=max(client.reminder_days, product_days))
+    first_dunning_step = timedelta(days=min([*client.retry_days(), client.grace_period_days]))
     return {
         "charges": scope.filter(status=S.ACTIVE, next_billing_date__lte=as_of),
         "reminders": scope.filter(
             status=S.ACTIVE,
             next_billing_date__gt=as_of,
-            next_billing_date__lte=as_of + timedelta(days=REMINDER_HORIZON_DAYS),
+            next_billing_date__lte=as_of + remind_within,
             reminded_interval_no__lte=F("last_interval_no"),
         ),
         "dunning": scope.filter(
-            status__in=[S.GRACE, S.HOLD], status_changed_at__lte=as_of - timedelta(days=1)
+            Q(status=S.GRACE, status_changed_at__lte=as_of - first_dunning_step)
+            | Q(status=S.HOLD, status_changed_at__lte=as_of - timedelta(days=client.hold_days))
         ),
     }
 

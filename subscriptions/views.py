@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from commerce.access import HtmxHttpRequest, client_of, require_role, staff_actor, staff_required
-from commerce.filters import customer_q, parse_id
+from commerce.filters import by_customer, parse_id
 from commerce.models import Purchase
 from commerce.paging import paginate
 
@@ -44,7 +44,9 @@ class SubscriptionFilter(django_filters.FilterSet):
     ) -> QuerySet[Subscription]:
         if (sub_id := parse_id(value, "S")) is not None:
             return queryset.filter(pk=sub_id)
-        return queryset.filter(customer_q(value)) if value.strip() else queryset
+        if not value.strip():
+            return queryset
+        return by_customer(queryset, value, client_of(self.request).pk)
 
 
 def _subscription_for_user(request: HtmxHttpRequest, pk: int) -> Subscription:
@@ -59,7 +61,7 @@ def _subscription_for_user(request: HtmxHttpRequest, pk: int) -> Subscription:
 @staff_required()
 def subscription_list(request: HtmxHttpRequest) -> HttpResponse:
     qs = client_of(request).subscriptions.select_related("customer")
-    filterset = SubscriptionFilter(request.GET, queryset=qs)
+    filterset = SubscriptionFilter(request.GET, queryset=qs, request=request)
     table = SubscriptionTable(filterset.qs)
     paginate(request, table)
     template = "subscriptions/list.html" + ("#subscription-results" if request.htmx else "")

@@ -109,3 +109,16 @@ def test_a_page_past_the_end_falls_back_to_the_first_page(login, sm2, purchases)
     page = login(sm2).get("/purchases/", {"page": 99})
     assert page.status_code == 200
     assert page.context["table"].page.number == 1 and len(ids(page)) == 3
+
+
+def test_a_very_common_prefix_falls_back_to_the_join_with_the_same_result(
+    login, sm2, purchases, monkeypatch
+):
+    staff = login(sm2)
+    via_customers = ids(staff.get("/purchases/", {"q": "ada"}))
+    monkeypatch.setattr("commerce.filters.CUSTOMER_LOOKUP_CAP", 0)
+    assert (
+        ids(staff.get("/purchases/", {"q": "ada"}))
+        == via_customers
+        == {purchases["ada"].purchase.pk}
+    )

@@ -28,16 +28,20 @@ def test_runs_page_shows_past_runs_and_polls_a_running_one(login, sm2, monthly):
 
 
 def test_an_admin_can_start_a_sweep_and_others_cannot(
-    login, sm2, monthly, django_capture_on_commit_callbacks
+    login, sm2, monthly, clock, django_capture_on_commit_callbacks
 ):
-    subscribe(sm2, monthly)
+    sub = subscribe(sm2, monthly)
+    clock.move_to(FEB28)  # now it is due; sign in after moving the clock
     assert login(sm2, "support").post("/renewals/start/").status_code == 403
     admin = login(sm2, "admin")
     assert "Run a sweep now" in admin.get("/renewals/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         response = admin.post("/renewals/start/")
     assert response.status_code == 302
-    assert RenewalRun.objects.filter(client=sm2, trigger="staff").exists()
+    run = RenewalRun.objects.get(client=sm2, trigger="staff")
+    assert (run.status, run.charged) == ("finished", 1)
+    sub.refresh_from_db()
+    assert sub.last_interval_no == 2
 
 
 def test_empty_state(login, sm2):
