@@ -47,13 +47,13 @@ SELECT g, g, 'card', '4242424242424242', 12, 2099, now() FROM generate_series(%(
 INSERT INTO subscriptions_subscription (id, client_id, customer_id, payment_method_id, status, sm_version,
     renewal_type, currency, start_interval_months, start_interval_days, interval_months, interval_days,
     start_date, end_date, anchor_date, anchor_interval_no, next_billing_date, last_interval_no,
-    status_changed_at, row_version, created_at)
+    status_changed_at, row_version, created_at, reminded_interval_no)
 SELECT g, %(client)s, g, g,
        (ARRAY['Active','Active','Active','Active','Active','Deactivated','Grace','Hold','Finished','Active'])[1 + g %% 10],
        '2.0', CASE WHEN g %% 3 = 0 THEN 'Manual' ELSE 'Automatic' END, 'EUR', 1, 0, 1, 0,
        now() - (g %% 700) * interval '1 hour', NULL, now() - (g %% 700) * interval '1 hour', 1,
        now() - (g %% 700) * interval '1 hour' + interval '1 month', 1,
-       now() - (g %% 700) * interval '1 hour', 1, now()
+       now() - (g %% 700) * interval '1 hour', 1, now(), 0
 FROM generate_series(%(lo)s, %(hi)s) g;
 INSERT INTO subscriptions_subscriptionitem (id, subscription_id, running_no, product_id, status, version,
     quantity, unit_price, recurrence_count, last_interval_no, start_date, end_date, deactivation_date)
