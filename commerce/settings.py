@@ -143,7 +143,10 @@ TEST_GATEWAY_LATENCY_MS = int(os.environ.get("TEST_GATEWAY_LATENCY_MS", "0"))
 # Charges of one renewal batch in flight at once (a connection pool's size).
 TEST_GATEWAY_CONCURRENCY = int(os.environ.get("TEST_GATEWAY_CONCURRENCY", "16"))
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Unconfigured, sent e-mails are written as files to var/sent-emails/ (and
+# listed on the Purchase viewer's E-mails tab); set EMAIL_BACKEND for SMTP.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = str(VAR_DIR / "sent-emails")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@commerce-assistant.local")
 
 LOGGING = {
