@@ -83,26 +83,13 @@ def sign_up(
     with transaction.atomic():
         cust = _upsert_customer(client, customer)
         method = _payment_method(cust, payment)
-    if isinstance(payment, InvoiceInput):
-        return _create(
-            client,
-            cust,
-            method,
-            lines,
-            currency,
-            total,
-            confirm_auto_renewal,
-            actor=actor,
-            at=at,
-            paid=False,
-            result=None,
-            generate_mail=generate_mail,
-        )
-    result = _charge_with_retries(total, currency, method, f"signup:{uuid.uuid4()}")
-    if not result.approved:
-        return _record_decline(
-            client, cust, method, lines, currency, total, result, at, generate_mail
-        )
+    result = None  # an invoice is not charged now
+    if isinstance(payment, CardInput):
+        result = _charge_with_retries(total, currency, method, f"signup:{uuid.uuid4()}")
+        if not result.approved:
+            return _record_decline(
+                client, cust, method, lines, currency, total, result, at, generate_mail
+            )
     return _create(
         client,
         cust,
@@ -113,7 +100,6 @@ def sign_up(
         confirm_auto_renewal,
         actor=actor,
         at=at,
-        paid=True,
         result=result,
         generate_mail=generate_mail,
     )
@@ -273,10 +259,10 @@ def _create(
     *,
     actor: Actor,
     at: datetime,
-    paid: bool,
     result: ChargeResult | None,
     generate_mail: bool,
 ) -> SignUpResult:
+    paid = result is not None
     with transaction.atomic():
         purchase = _purchase(
             client,
