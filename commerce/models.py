@@ -185,7 +185,7 @@ class Purchase(models.Model):
     charge_attempts = models.PositiveIntegerField(default=0)
     gateway_reference = models.CharField(max_length=100, blank=True)
     decline_reason = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()  # indexed with client (purchase_client_created_idx)
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -289,7 +289,7 @@ class OutboxNotification(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="notifications")
-    type = models.CharField(max_length=60, db_index=True)
+    type = models.CharField(max_length=60)
     payload = models.JSONField()
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
@@ -302,7 +302,7 @@ class OutboxNotification(models.Model):
         Purchase, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
     )
     generate_mail = models.BooleanField(default=True)
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()  # undelivered rows: outbox_undelivered_idx
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

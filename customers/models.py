@@ -123,7 +123,7 @@ class CustomerEmail(models.Model):
     subject = models.CharField(max_length=200)
     body_text = models.TextField(blank=True)  # rendered when sent, if empty
     body_html = models.TextField(blank=True)
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()  # unsent rows: email_unsent_idx
     sent_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
 

@@ -301,7 +301,7 @@ class HistoryEntry(models.Model):
 
     client = models.ForeignKey("commerce.Client", on_delete=models.CASCADE)
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="history")
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()  # listed per subscription
     actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
     actor_label = models.CharField(max_length=200)
     staff_user = models.ForeignKey(
