@@ -6,7 +6,6 @@ from .models import Customer
 
 
 class CustomerTable(LeanTable):
-    row_template = "tables/customer_row.html"
     email = tables.Column()
     name = tables.Column(verbose_name="Name", order_by=("last_name", "first_name"))
     company = tables.Column()
@@ -14,6 +13,7 @@ class CustomerTable(LeanTable):
     created_at = tables.Column(verbose_name="Customer since")
 
     class Meta(LeanTable.Meta):
+        template_name = "tables/customers.html"
         model = Customer
         fields = ("email", "name", "company", "reference_id", "created_at")
         order_by = ("email",)

@@ -6,7 +6,6 @@ from .models import RenewalRun, Subscription
 
 
 class SubscriptionTable(LeanTable):
-    row_template = "tables/subscription_row.html"
     numeric = ("last_interval_no",)
     id = tables.Column(verbose_name="Subscription")
     customer = tables.Column(verbose_name="Customer", order_by=("customer__email",))
@@ -17,6 +16,7 @@ class SubscriptionTable(LeanTable):
     start_date = tables.Column(verbose_name="Started")
 
     class Meta(LeanTable.Meta):
+        template_name = "tables/subscriptions.html"
         model = Subscription
         fields = (
             "id",
@@ -32,7 +32,6 @@ class SubscriptionTable(LeanTable):
 
 
 class RenewalRunTable(LeanTable):
-    row_template = "tables/renewal_run_row.html"
     numeric = ("due", "charged", "declined", "skipped", "errors", "reminders", "dunning")
     started_at = tables.Column(verbose_name="Started")
     finished_at = tables.Column(verbose_name="Finished")
@@ -46,6 +45,7 @@ class RenewalRunTable(LeanTable):
     dunning = tables.Column(verbose_name="Dunning moves")
 
     class Meta(LeanTable.Meta):
+        template_name = "tables/renewal_runs.html"
         model = RenewalRun
         fields = (
             "started_at",
