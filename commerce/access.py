@@ -33,12 +33,15 @@ ROLE_RANK = {"viewer": 0, "support": 1, "admin": 2}
 
 
 def membership_of(request: HttpRequest) -> StaffMembership | None:
+    """The signed-in user's membership with its client, read once per request."""
     if not request.user.is_authenticated:
         return None
-    try:
-        return request.user.membership  # type: ignore[union-attr]
-    except StaffMembership.DoesNotExist:
-        return None
+    if not hasattr(request, "_membership"):
+        request._membership = (  # type: ignore[attr-defined]
+            StaffMembership.objects.select_related("client").filter(user=request.user).first()
+        )
+    membership: StaffMembership | None = request._membership  # type: ignore[attr-defined]
+    return membership
 
 
 def can(membership: StaffMembership | None, role: str) -> bool:
