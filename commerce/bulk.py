@@ -49,15 +49,20 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
 
 
 def insert_rows(objs: Sequence[Model], *, returning_ids: bool = False) -> None:
-    """INSERT the objects (all of one model) in one statement; with
-    ``returning_ids`` their new primary keys are set. Faster than
-    ``bulk_create`` for the batch sizes the renewal engine writes."""
+    """Write the objects (all of one model) in one statement; with
+    ``returning_ids`` their new primary keys are set. On PostgreSQL this is
+    ``COPY``, several times faster than a multi-row ``INSERT`` at batch sizes
+    (ids, when wanted, are taken from the table's sequence first); elsewhere
+    one ``INSERT … VALUES … RETURNING``."""
     if not objs:
         return
     model = type(objs[0])
     conn = connections[router.db_for_write(model)]
     meta, qn = model._meta, conn.ops.quote_name
     auto_pk = meta.pk.get_internal_type() in ("AutoField", "BigAutoField")
+    if conn.vendor == "postgresql":
+        _copy_rows(conn, objs, auto_pk=auto_pk, returning_ids=returning_ids)
+        return
     fields = [f for f in meta.concrete_fields if not (f.primary_key and auto_pk)]
     params: list[Any] = []
     for obj in objs:
@@ -75,3 +80,25 @@ def insert_rows(objs: Sequence[Model], *, returning_ids: bool = False) -> None:
             for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = pk
                 obj._state.adding = False
+
+
+def _copy_rows(conn: Any, objs: Sequence[Model], *, auto_pk: bool, returning_ids: bool) -> None:
+    meta, qn = objs[0]._meta, conn.ops.quote_name
+    table = qn(meta.db_table)
+    fields = list(meta.concrete_fields)
+    with conn.cursor() as cursor:
+        if auto_pk:
+            if returning_ids:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [meta.db_table, meta.pk.column, len(objs)],
+                )
+                for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+                    obj.pk = pk
+                    obj._state.adding = False
+            else:
+                fields = [f for f in fields if not f.primary_key]
+        columns = ", ".join(qn(f.column) for f in fields)
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields])
