@@ -41,3 +41,17 @@ def page(live_server):
     from django.db import connections
 
     connections.close_all()
+
+
+@pytest.fixture
+def shoot():
+    """shoot(page, name): save docs/screenshots/<name>.png when SAVE_SCREENSHOTS=1
+    (the committed ones stay put on ordinary test runs)."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+    def save(page, name, full_page=True):
+        if os.environ.get("SAVE_SCREENSHOTS") == "1":
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
+
+    return save

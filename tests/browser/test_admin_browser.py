@@ -1,7 +1,5 @@
 """An operator finds a subscription in Django admin and reads its history."""
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -9,10 +7,9 @@ from subscriptions import services
 from tests.conftest import STAFF, T0, sign_up
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def test_operator_finds_a_subscription_by_s_id_and_sees_its_history(page, sm2, monthly):
+def test_operator_finds_a_subscription_by_s_id_and_sees_its_history(shoot, page, sm2, monthly):
     get_user_model().objects.create_superuser("operator", "op@example.com", "operator-pass")
     sub = sign_up(sm2, monthly, email="dora@example.com").subscriptions[0]
     services.switch_renewal_type(subscription=sub, renewal_type="Manual", actor=STAFF, at=T0)
@@ -29,5 +26,4 @@ def test_operator_finds_a_subscription_by_s_id_and_sees_its_history(page, sm2, m
     history = page.locator("#history-group")
     assert "Renewal type changed from Automatic to Manual." in history.inner_text()
     assert "renTypeUpd" in history.inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "admin-subscription.png"), full_page=True)
+    shoot(page, "admin-subscription")

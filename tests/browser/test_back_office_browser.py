@@ -1,7 +1,5 @@
 """Staff in a real browser (Playwright + Debian chromium): find, open, act."""
 
-from pathlib import Path
-
 import pytest
 
 from subscriptions.models import Subscription
@@ -9,7 +7,6 @@ from tests.conftest import sign_up
 from tests.factories import ProductFactory, StaffFactory
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def sign_in(page, vendor, role):
@@ -31,13 +28,12 @@ def open_billing_tab_of(page, email):
     page.wait_for_selector("#subscription-billing")
 
 
-def test_support_switches_an_sm2_subscription_to_manual(page, sm2, monthly):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_support_switches_an_sm2_subscription_to_manual(shoot, page, sm2, monthly):
     for n in range(3):
         sign_up(sm2, monthly, email=f"other{n}@example.com")
     sub = sign_up(sm2, monthly, email="dana@example.com").subscriptions[0]
     sign_in(page, sm2, "support")
-    page.screenshot(path=str(SCREENSHOTS / "purchase-search.png"))
+    shoot(page, "purchase-search", full_page=False)
     open_billing_tab_of(page, "dana@example.com")
     assert page.inner_text("[data-testid=renewal-type]") == "Automatic"
     page.click("#subscription-billing >> text=Switch to Manual Renewal")
@@ -46,14 +42,14 @@ def test_support_switches_an_sm2_subscription_to_manual(page, sm2, monthly):
     page.wait_for_selector("text=Switch to Manual Renewal: done.")
     assert page.inner_text("[data-testid=renewal-type]") == "Manual"
     assert page.inner_text("[data-testid=sub-status]") == "Active"
-    page.screenshot(path=str(SCREENSHOTS / "subscription-billing.png"), full_page=True)
+    shoot(page, "subscription-billing")
     page.click("nav.tabs >> text=History")
     page.wait_for_selector("#history-table")
     row = page.inner_text("#history-table tbody tr >> nth=0")
     assert "renTypeUpd" in row and "Renewal type changed from Automatic to Manual." in row
     page.click("nav.tabs >> text=Overview")
     page.wait_for_selector(".facts")
-    page.screenshot(path=str(SCREENSHOTS / "purchase-viewer.png"), full_page=True)
+    shoot(page, "purchase-viewer")
     assert Subscription.objects.get(pk=sub.pk).renewal_type == "Manual"
 
 
@@ -86,7 +82,7 @@ def test_a_viewer_sees_no_action_buttons(page, sm2, monthly):
     assert page.locator("text=Add note").count() == 0
 
 
-def test_checkout_with_the_box_unticked_creates_a_manual_subscription(page, sm2, monthly):
+def test_checkout_with_the_box_unticked_creates_a_manual_subscription(shoot, page, sm2, monthly):
     page.goto(f"/checkout/{sm2.slug}/")
     page.fill(f"input[name=qty_{monthly.pk}]", "1")
     page.fill("#id_email", "gus@example.com")
@@ -94,7 +90,7 @@ def test_checkout_with_the_box_unticked_creates_a_manual_subscription(page, sm2,
     page.fill("#id_expiry_month", "12")
     page.fill("#id_expiry_year", "2099")
     page.uncheck("#id_confirm_auto_renewal")
-    page.screenshot(path=str(SCREENSHOTS / "checkout.png"), full_page=True)
+    shoot(page, "checkout")
     page.click("text=Buy now")
     page.wait_for_selector("text=Thank you!")
     assert "manual renewal" in page.inner_text("main")
