@@ -11,8 +11,6 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from .money import Money
-
 
 class Client(models.Model):
     class SMVersion(models.TextChoices):
@@ -131,10 +129,6 @@ class Product(models.Model):
         return self.name
 
     @property
-    def price_money(self) -> Money:
-        return Money(self.price, self.currency)
-
-    @property
     def interval_key(self) -> tuple[int, int, int, int]:
         """Products with the same key can share one subscription."""
         return (
@@ -229,10 +223,6 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"Purchase {self.pk}"
-
-    @property
-    def total_money(self) -> Money:
-        return Money(self.total, self.currency)
 
 
 class PurchaseItem(models.Model):

@@ -10,7 +10,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor units for the currencies that differ from the usual two.
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3}
-CURRENCIES = ["USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "DKK", "NOK", "PLN"]
 
 
 def minor_unit(currency: str) -> int:
@@ -38,9 +37,6 @@ class Money:
         if other.currency != self.currency:
             raise ValueError(f"cannot add {other.currency} to {self.currency}")
         return Money(self.amount + other.amount, self.currency)
-
-    def rounded(self) -> Money:
-        return Money(quantize(self.amount, self.currency), self.currency)
 
     def __str__(self) -> str:
         return f"{quantize(self.amount, self.currency)} {self.currency}"

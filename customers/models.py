@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
-
-if TYPE_CHECKING:
-    from commerce.models import Client
-
-
-class CustomerQuerySet(models.QuerySet["Customer"]):
-    def for_client(self, client: Client) -> CustomerQuerySet:
-        return self.filter(client=client)
 
 
 class Customer(models.Model):
@@ -27,8 +17,6 @@ class Customer(models.Model):
     company = models.CharField(max_length=200, blank=True)
     reference_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -8,7 +8,7 @@ Workflows that touch several rows live in ``subscriptions.services``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -16,9 +16,6 @@ from django.db.models import Q
 
 from .dates import Interval, interval_start
 from .errors import ConcurrentChange, TransitionNotAllowed
-
-if TYPE_CHECKING:
-    from commerce.models import Client
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -80,18 +77,9 @@ ITEM_TRANSITIONS: dict[str, set[str]] = {
 
 
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
-    def for_client(self, client: Client) -> SubscriptionQuerySet:
-        return self.filter(client=client)
-
     def scheduled(self) -> SubscriptionQuerySet:
         """Subscriptions the schedule may touch (never HandledByClient)."""
         return self.exclude(status=S.HANDLED_BY_CLIENT)
-
-    def due(self, *, on: datetime) -> SubscriptionQuerySet:
-        """Active subscriptions whose billing date has come (SPEC 5.2 charges)."""
-        return self.filter(status=S.ACTIVE, next_billing_date__lte=on).filter(
-            Q(renewal_type__isnull=True) | Q(renewal_type=RenewalType.AUTOMATIC)
-        )
 
 
 class Subscription(models.Model):

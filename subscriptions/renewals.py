@@ -583,10 +583,14 @@ def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
     """Retries on the client's retry days of grace, then Grace -> Hold ->
     Deactivated as the days run out (per row, through the services)."""
     counts: Counter[str] = Counter()
-    for sub in Subscription.objects.filter(pk__in=ids, status__in=[S.GRACE, S.HOLD]).select_related(
-        "client", "payment_method"
-    ):
-        if _retry_due(sub, as_of):
+    subs = list(
+        Subscription.objects.filter(pk__in=ids, status__in=[S.GRACE, S.HOLD]).select_related(
+            "client", "payment_method"
+        )
+    )
+    attempts = _renewal_attempts(subs)
+    for sub in subs:
+        if _retry_due(sub, attempts.get(sub.pk), as_of):
             outcome = services.pay_overdue(subscription=sub, actor=services.SYSTEM, at=as_of)
             if outcome.status == "Success":
                 counts["charged"] += 1
@@ -596,15 +600,21 @@ def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
     return counts
 
 
-def _retry_due(sub: Subscription, as_of: datetime) -> bool:
+def _renewal_attempts(subs: list[Subscription]) -> dict[int, int]:
+    """Charge attempts of each subscription's unpaid renewal, in one query."""
+    rows = Purchase.objects.filter(
+        category=Purchase.Category.RENEWAL, subscription__in=subs
+    ).values_list("subscription_id", "interval_no", "charge_attempts")
+    due = {sub.pk: sub.last_interval_no + 1 for sub in subs}
+    return {sub_id: tries for sub_id, interval_no, tries in rows if due[sub_id] == interval_no}
+
+
+def _retry_due(sub: Subscription, attempts: int | None, as_of: datetime) -> bool:
     if sub.status != S.GRACE or not sub.payment_method.is_online:
         return False
-    purchase = Purchase.objects.filter(
-        subscription=sub, category=Purchase.Category.RENEWAL, interval_no=sub.last_interval_no + 1
-    ).first()
-    if purchase is None:
-        return False  # SM 2.0 manual: the customer renews, we do not charge
-    retries_done = max(purchase.charge_attempts - 1, 0)
+    if attempts is None:
+        return False  # SM 2.0 manual: no renewal purchase; the customer renews, we do not charge
+    retries_done = max(attempts - 1, 0)
     schedule = sub.client.retry_days()
     if retries_done >= len(schedule):
         return False
