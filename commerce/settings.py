@@ -134,6 +134,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Subscriptions per renewal batch (one task).
 RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "500"))
+# PostgreSQL: plain renewals claimed and recorded in set-based SQL (subscriptions.renewal_sql).
+RENEWAL_SET_BASED = os.environ.get("RENEWAL_SET_BASED", "true").lower() != "false"
 
 # --- Payments -------------------------------------------------------------
 # The built-in test gateway answers by card number (SPEC 5.3); latency in ms

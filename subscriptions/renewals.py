@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ from customers import emails
 from customers.models import CustomerEmail
 
 from . import notifications as n
-from . import services
+from . import renewal_sql, services
 from .models import (
     HistoryEntry,
     ItemStatus,
@@ -47,6 +47,7 @@ from .models import (
     SubscriptionItem,
     SubscriptionStatus,
 )
+from .renewal_sql import Claim
 
 S, IS = SubscriptionStatus, ItemStatus
 
@@ -154,26 +155,15 @@ def finish_batch(run_id: int, counts: Counter[str]) -> None:
 # --- charges ----------------------------------------------------------------------------
 
 
-@dataclass
-class Claim:
-    sub: Subscription
-    items: list[SubscriptionItem]
-    purchase: Purchase
-
-    @property
-    def key(self) -> str:
-        return (
-            f"renewal:{self.sub.pk}:{self.purchase.interval_no}:{self.purchase.charge_attempts + 1}"
-        )
-
-
 def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     """Renew the due subscriptions among ``ids``. Counts by outcome:
     ``charged``, ``declined``, ``error``, ``skipped``, ``dunning``."""
     counts: Counter[str] = Counter()
     retry: list[int] = []
-    claims, special = _claim(ids, as_of=as_of, counts=counts)
-    for sub in special:
+    set_based = connection.vendor == "postgresql" and settings.RENEWAL_SET_BASED
+    claims, special = (_claim_sql if set_based else _claim)(ids, as_of=as_of)
+    counts["skipped"] += len(ids) - len(claims) - len(special)
+    for sub in Subscription.objects.filter(pk__in=special).order_by("pk"):
         outcome = services.renew_due(subscription=sub, at=as_of)
         counts[
             {"finished": "skipped", "manual": "dunning", "invoiced": "dunning"}.get(
@@ -184,20 +174,22 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
             retry.append(sub.pk)
     if claims:
         results = get_gateway().charge_many(
-            [
-                ChargeRequest(c.purchase.total, c.purchase.currency, c.sub.payment_method, c.key)
-                for c in claims
-            ]
+            [ChargeRequest(c.amount, c.currency, c.payment_method, c.key) for c in claims]
         )
-        retry += _record(claims, results, as_of=as_of, counts=counts)
+        retry += _record(claims, results, as_of=as_of, counts=counts, set_based=set_based)
     return BatchOutcome(counts, retry)
 
 
-def _claim(
-    ids: list[int], *, as_of: datetime, counts: Counter[str]
-) -> tuple[list[Claim], list[Subscription]]:
+def _claim_sql(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
+    """Step 1 on PostgreSQL, set-based (``renewal_sql``)."""
+    with transaction.atomic():
+        return renewal_sql.claim(ids, as_of=as_of)
+
+
+def _claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
     """Step 1: lock what is still due (skipping rows another worker holds),
-    and open one pending renewal purchase per (subscription, interval)."""
+    and open one pending renewal purchase per (subscription, interval).
+    Returns the plain renewals and the ids of the others."""
     with transaction.atomic():
         subs = list(
             Subscription.objects.select_for_update(skip_locked=True, of=("self",))
@@ -205,7 +197,6 @@ def _claim(
             .select_related("client", "customer", "payment_method")
             .order_by("pk")
         )
-        counts["skipped"] += len(ids) - len(subs)
         items = _items_by_sub(subs)
         open_purchases = {
             (p.subscription_id, p.interval_no): p
@@ -215,7 +206,8 @@ def _claim(
                 interval_no__gt=min((s.last_interval_no for s in subs), default=0),
             )
         }
-        plain, special = [], []
+        plain: list[tuple[Subscription, Purchase | None]] = []
+        special: list[int] = []
         for sub in subs:
             existing = open_purchases.get((sub.pk, sub.last_interval_no + 1))
             if _is_plain(sub, items[sub.pk]) and (
@@ -223,7 +215,7 @@ def _claim(
             ):
                 plain.append((sub, existing))
             else:
-                special.append(sub)
+                special.append(sub.pk)
         claims = _open_purchases(plain, items, as_of=as_of)
     return claims, special
 
@@ -258,6 +250,7 @@ def _open_purchases(
     *,
     as_of: datetime,
 ) -> list[Claim]:
+    active = {sub.pk: [i for i in items[sub.pk] if i.status == IS.ACTIVE] for sub, _ in plain}
     new = [
         Purchase(
             client_id=sub.client_id,
@@ -267,10 +260,7 @@ def _open_purchases(
             status=Purchase.Status.PENDING,
             interval_no=sub.last_interval_no + 1,
             currency=sub.currency,
-            total=sum(
-                (i.unit_price * i.quantity for i in items[sub.pk] if i.status == IS.ACTIVE),
-                Decimal("0"),
-            ),
+            total=sum((i.unit_price * i.quantity for i in active[sub.pk]), Decimal("0")),
             payment_method_id=sub.payment_method_id,
             created_at=as_of,
         )
@@ -278,51 +268,83 @@ def _open_purchases(
         if existing is None
     ]
     insert_rows(new, returning_ids=True)
-    created, new_ids = iter(new), {id(p) for p in new}
-    claims = [Claim(sub, items[sub.pk], existing or next(created)) for sub, existing in plain]
     insert_rows(
         [
             PurchaseItem(
-                purchase=c.purchase,
+                purchase=purchase,
                 running_no=no,
                 product_id=item.product_id,
                 quantity=item.quantity,
                 unit_price=item.unit_price,
                 amount=item.unit_price * item.quantity,
                 subscription_item=item,
-                interval_no=c.purchase.interval_no,
+                interval_no=purchase.interval_no,
             )
-            for c in claims
-            if id(c.purchase) in new_ids
-            for no, item in enumerate([i for i in c.items if i.status == IS.ACTIVE], start=1)
+            for purchase in new
+            for no, item in enumerate(active[purchase.subscription_id or 0], start=1)
         ]
     )
+    created = iter(new)
+    claims = []
+    for sub, existing in plain:
+        purchase = existing or next(created)
+        claims.append(
+            Claim(
+                sub.pk,
+                purchase.pk,
+                purchase.interval_no or sub.last_interval_no + 1,
+                purchase.charge_attempts,
+                purchase.total,
+                purchase.currency,
+                sub.payment_method,
+            )
+        )
     return claims
 
 
 def _record(
-    claims: list[Claim], results: list[ChargeResult], *, as_of: datetime, counts: Counter[str]
+    claims: list[Claim],
+    results: list[ChargeResult],
+    *,
+    as_of: datetime,
+    counts: Counter[str],
+    set_based: bool = False,
 ) -> list[int]:
     """Step 3: record every answer with its state change, in bulk. Returns
-    the subscriptions whose charge hit a transient error."""
+    the subscriptions whose charge hit a transient error. ``set_based``:
+    approved charges are recorded in SQL (``renewal_sql.record_paid``)."""
     with transaction.atomic():
+        if set_based:
+            approved = [
+                (c.purchase_id, r.reference)
+                for c, r in zip(claims, results, strict=True)
+                if r.approved
+            ]
+            charged = renewal_sql.record_paid(approved, at=as_of)
+            counts["charged"] += charged
+            counts["skipped"] += len(approved) - charged
+            pairs = [(c, r) for c, r in zip(claims, results, strict=True) if not r.approved]
+        else:
+            pairs = list(zip(claims, results, strict=True))
+        if not pairs:
+            return []
         locked = {
             p.pk: p
             for p in Purchase.objects.select_for_update().filter(
-                pk__in=[c.purchase.pk for c in claims]
+                pk__in=[c.purchase_id for c, _ in pairs]
             )
         }
         subs = {
             s.pk: s
             for s in Subscription.objects.select_for_update(of=("self",))
-            .filter(pk__in=[c.sub.pk for c in claims])
+            .filter(pk__in=[c.sub_id for c, _ in pairs])
             .select_related("client", "customer")
         }
         fresh_items = _items_by_sub(list(subs.values()))
         out = _Outputs(as_of)
         out.load_lines(locked.values())
-        for claim, result in zip(claims, results, strict=True):
-            purchase, sub = locked[claim.purchase.pk], subs[claim.sub.pk]
+        for claim, result in pairs:
+            purchase, sub = locked[claim.purchase_id], subs[claim.sub_id]
             if purchase.status != Purchase.Status.PENDING:
                 counts["skipped"] += 1  # a concurrent batch recorded this charge
                 continue
