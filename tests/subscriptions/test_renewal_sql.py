@@ -49,6 +49,8 @@ def _two_items_quantity_three(sm2):
     return products, {"quantity": 3}, [FEB28]
 
 
+LINE_FIELDS = ("running_no", "product_id", "quantity", "unit_price", "amount", "interval_no")
+
 CASES = {
     "month-end": _month_end,
     "yearly": _yearly,
@@ -101,11 +103,7 @@ def _written(sub: Subscription) -> dict:
                 p.paid_at,
                 p.created_at,
                 p.payment_method_id == sub.payment_method_id,
-                list(
-                    p.items.order_by("running_no").values_list(
-                        "running_no", "product_id", "quantity", "unit_price", "amount", "interval_no"
-                    )
-                ),
+                list(p.items.order_by("running_no").values_list(*LINE_FIELDS)),
             )
             for p in purchases
         ],
@@ -130,9 +128,7 @@ def _written(sub: Subscription) -> dict:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_set_based_orm_and_per_row_renewals_write_the_same(
-    case, sm2, settings, needs_postgres
-):
+def test_set_based_orm_and_per_row_renewals_write_the_same(case, sm2, settings, needs_postgres):
     products, options, dates = CASES[case](sm2)
     twins = {
         way: subscribe(sm2, *products, email=f"{way}@example.com", **options)
