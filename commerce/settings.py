@@ -129,6 +129,10 @@ CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Customer e-mails have a queue of their own, so that rendering and sending a
+# backlog of receipts never delays renewals (and the other way round).
+CELERY_EMAIL_QUEUE = os.environ.get("CELERY_EMAIL_QUEUE", "emails")
+CELERY_TASK_ROUTES = {"customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE}}
 # A late-acked task whose worker died is handed out again after this long.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
