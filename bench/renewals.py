@@ -227,6 +227,8 @@ def run_engine(
         EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
         **env,
     )
+    unsent = CustomerEmail.objects.filter(sent_at__isnull=True)
+    unsent.update(sent_at=_now())  # the reference's: not this run's to send
     worker = _start_worker(queue, concurrency, worker_env)
     try:
         due = Subscription.objects.filter(status="Active", next_billing_date__lte=_now()).count()
@@ -246,7 +248,6 @@ def run_engine(
             print(f"  note: {due} were due, {charged} charged", flush=True)
     finally:
         _stop(worker)
-    unsent = CustomerEmail.objects.filter(sent_at__isnull=True)
     if send_emails:
         count = unsent.count()
         worker = _start_worker(f"{queue}-emails", concurrency, worker_env)
@@ -263,7 +264,6 @@ def run_engine(
             f"sent in {seconds:.1f}s = {count / seconds:,.0f}/s",
             flush=True,
         )
-    unsent.update(sent_at=_now())  # the next measurement starts with none queued
     return charged, elapsed
 
 

@@ -99,6 +99,10 @@ def _copy_rows(conn: Any, objs: Sequence[Model], *, auto_pk: bool, returning_ids
             else:
                 fields = [f for f in fields if not f.primary_key]
         columns = ", ".join(qn(f.column) for f in fields)
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        # The raw psycopg cursor: wrap its errors as Django's (IntegrityError, ...).
+        with (
+            conn.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
             for obj in objs:
                 copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields])

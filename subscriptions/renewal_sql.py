@@ -17,6 +17,7 @@ days, as ``relativedelta`` does, in the connection's time zone (UTC).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -118,11 +119,12 @@ def _iso_z(column: str) -> str:
 
 RECORD_PAID = f"""
 WITH paid AS (
+    -- References come as one JSON object (purchase id: reference): a lookup
+    -- per row, not a join the planner may turn into a nested loop.
     UPDATE commerce_purchase p
-    SET status = 'paid', paid_at = %(at)s, gateway_reference = r.ref,
+    SET status = 'paid', paid_at = %(at)s, gateway_reference = %(refs)s::jsonb ->> p.id::text,
         charge_attempts = p.charge_attempts + 1
-    FROM unnest(%(ids)s::bigint[], %(refs)s::text[]) AS r(id, ref)
-    WHERE p.id = r.id AND p.status = 'pending'
+    WHERE p.id = ANY(%(ids)s) AND p.status = 'pending'
     RETURNING p.id, p.subscription_id, p.interval_no, p.total, p.currency, p.customer_id
 ), steps AS (
     SELECT paid.*, s.client_id, s.status, s.renewal_type, s.anchor_date,
@@ -162,25 +164,6 @@ WITH paid AS (
            jsonb_build_object('next_billing_date', {_iso("new_date")},
                               'last_interval_no', interval_no)
     FROM renewed
-), lines AS (
-    SELECT pi.purchase_id, jsonb_agg(
-        jsonb_build_object('RunningNo', pi.running_no, 'ProductId', pi.product_id,
-                           'Quantity', pi.quantity, 'UnitPrice', pi.unit_price::text,
-                           'Amount', pi.amount::text)
-        || CASE WHEN si.id IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object(
-            'RecurringBilling', jsonb_build_object(
-                'SubscriptionId', 'S' || r.subscription_id,
-                'SubscriptionItemRunningNo', si.running_no,
-                'SubscriptionEventtypeId', 'renewed',
-                'IntervalNo', pi.interval_no,
-                'NextBillingDate', {_iso_z("r.new_date")},
-                'Status', r.status, 'ItemStatus', si.status,
-                'RenewalType', r.renewal_type, 'CancellationUrl', '')) END
-        ORDER BY pi.running_no) AS items
-    FROM renewed r JOIN commerce_purchaseitem pi ON pi.purchase_id = r.id
-    LEFT JOIN subscriptions_subscriptionitem si
-         ON si.id = pi.subscription_item_id AND si.subscription_id = r.subscription_id
-    GROUP BY pi.purchase_id
 ), outbox AS (
     INSERT INTO commerce_outboxnotification (id, client_id, type, payload, subscription_id,
         purchase_id, generate_mail, created_at, delivered_at)
@@ -188,9 +171,30 @@ WITH paid AS (
            jsonb_build_object('Purchase', jsonb_build_object(
                'Id', r.id, 'CustomerId', r.customer_id, 'Category', 'renewal',
                'Status', 'paid', 'Total', r.total::text, 'CurrencyId', r.currency,
-               'Items', coalesce(lines.items, '[]'::jsonb))),
+               'Items', coalesce((
+                   -- per purchase (a correlated subquery: an index lookup each,
+                   -- whatever the planner guesses of the batch size)
+                   SELECT jsonb_agg(
+                       jsonb_build_object('RunningNo', pi.running_no,
+                           'ProductId', pi.product_id, 'Quantity', pi.quantity,
+                           'UnitPrice', pi.unit_price::text, 'Amount', pi.amount::text)
+                       || CASE WHEN si.id IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object(
+                           'RecurringBilling', jsonb_build_object(
+                               'SubscriptionId', 'S' || r.subscription_id,
+                               'SubscriptionItemRunningNo', si.running_no,
+                               'SubscriptionEventtypeId', 'renewed',
+                               'IntervalNo', pi.interval_no,
+                               'NextBillingDate', {_iso_z("r.new_date")},
+                               'Status', r.status, 'ItemStatus', si.status,
+                               'RenewalType', r.renewal_type, 'CancellationUrl', '')) END
+                       ORDER BY pi.running_no)
+                   FROM commerce_purchaseitem pi
+                   LEFT JOIN subscriptions_subscriptionitem si
+                        ON si.id = pi.subscription_item_id
+                        AND si.subscription_id = r.subscription_id
+                   WHERE pi.purchase_id = r.id), '[]'::jsonb))),
            r.subscription_id, r.id, true, %(at)s, NULL
-    FROM renewed r LEFT JOIN lines ON lines.purchase_id = r.id
+    FROM renewed r
 ), mail AS (
     INSERT INTO customers_customeremail (client_id, customer_id, subscription_id, purchase_id,
         kind, notification, "to", subject, body_text, body_html, created_at, sent_at, error)
@@ -242,7 +246,7 @@ def record_paid(paid: list[tuple[int, str]], *, at: datetime) -> int:
     ids = sorted(pk for pk, _ in paid)
     params: dict[str, Any] = {
         "ids": [pk for pk, _ in paid],
-        "refs": [ref for _, ref in paid],
+        "refs": json.dumps({str(pk): ref for pk, ref in paid}),
         "at": at,
         "notification": n.PAID_ORDER,
         "kind": CustomerEmail.Kind.RECEIPT,

@@ -71,3 +71,31 @@ def test_latency_setting_is_read_from_settings(settings):
     settings.TEST_GATEWAY_LATENCY_MS = 100
     assert TestGateway().latency_ms == 100
     assert isinstance(get_gateway(), TestGateway)
+
+
+@pytest.mark.django_db
+def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monkeypatch):
+    from commerce.gateway import ChargeRequest
+
+    method = card(CARD_APPROVED)
+
+    def another_batch_wins_while_we_wait(self, charges):
+        GatewayCharge.objects.create(
+            idempotency_key="race-1",
+            card_number=CARD_APPROVED,
+            payment_method_ref=str(method.pk),
+            amount=Decimal("5.00"),
+            currency="EUR",
+            outcome=Outcome.APPROVED,
+            reference="tg_winner",
+        )
+
+    monkeypatch.setattr(TestGateway, "_wait", another_batch_wins_while_we_wait)
+    requests = [
+        ChargeRequest(Decimal("5.00"), "EUR", method, "race-1"),
+        ChargeRequest(Decimal("7.00"), "EUR", method, "race-2"),
+    ]
+    first, second = TestGateway().charge_many(requests)
+    assert (first.outcome, first.reference) == (Outcome.APPROVED, "tg_winner")
+    assert second.approved
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="race-").count() == 2
