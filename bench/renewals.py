@@ -192,6 +192,8 @@ def _start_worker(queue: str, concurrency: int, env: dict[str, str]) -> subproce
         cwd=ROOT,
         env=env,
         start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(ROOT / "var" / "bench-worker.log", "a"),  # noqa: SIM115
     )
     for _ in range(100):
         if celery_app.control.ping(timeout=0.5):

@@ -137,7 +137,7 @@ CELERY_TASK_ROUTES = {"customers.tasks.send_customer_emails": {"queue": CELERY_E
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Subscriptions per renewal batch (one task).
-RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "500"))
+RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "1000"))
 # PostgreSQL: plain renewals claimed and recorded in set-based SQL (subscriptions.renewal_sql).
 RENEWAL_SET_BASED = os.environ.get("RENEWAL_SET_BASED", "true").lower() != "false"
 
