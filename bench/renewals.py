@@ -242,8 +242,11 @@ def run_engine(
             runs = RenewalRun.objects.aggregate(
                 total=Count("id"), running=Count("id", filter=Q(status="running"))
             )
-            if runs["total"] and not runs["running"]:
+            done = sum(RenewalRun.objects.values_list("charged", flat=True))
+            if runs["total"] and not runs["running"] and done >= due:
                 break
+            if runs["total"] and not runs["running"] and time.perf_counter() - started > 600:
+                break  # something was not charged: reported below
         elapsed = time.perf_counter() - started
         charged = sum(RenewalRun.objects.values_list("charged", flat=True))
         if charged != due:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from celery import shared_task
 from django.db import transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from commerce.models import Client
@@ -17,10 +18,21 @@ RETRY_BASE_SECONDS = 30
 
 
 @shared_task
-def sweep(client_id: int | None = None, trigger: str = "beat") -> int:
-    """Find due work and fan it out in batches; returns the number of batches."""
-    client = Client.objects.get(pk=client_id) if client_id else None
-    work = renewals.start_sweep(client=client, trigger=trigger)
+def sweep(client_id: int | None = None, trigger: str = "beat", as_of: str | None = None) -> int:
+    """Find due work and fan it out in batches. Without a client (beat), one
+    sweep task per client, so that clients are swept in parallel and the
+    first batches start while later clients are still being swept. Returns
+    the number of tasks sent."""
+    if client_id is None:
+        moment = timezone.now().isoformat()
+        client_ids = list(Client.objects.order_by("pk").values_list("pk", flat=True))
+        for pk in client_ids:
+            sweep.delay(client_id=pk, trigger=trigger, as_of=moment)
+        return len(client_ids)
+    client = Client.objects.get(pk=client_id)
+    work = renewals.start_sweep(
+        client=client, trigger=trigger, as_of=_when(as_of) if as_of else None
+    )
     for item in work:
         _send(item.run.pk, item.kind, item.ids, item.run.as_of.isoformat())
     return len(work)
