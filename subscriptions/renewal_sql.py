@@ -48,46 +48,49 @@ class Claim:
         return f"renewal:{self.sub_id}:{self.interval_no}:{self.attempts + 1}"
 
 
-# Whether a claimed subscription renews on the plain path: paid by card,
-# not manual, with an Active item, none at its last billing event and, in
-# SM 1.0, none of a manual product (see ``renewals._is_plain``).
+# One statement claims a batch: it locks the still-due subscriptions among
+# the ids (skipping rows another worker holds), decides which renew on the
+# plain path (paid by card, not manual, with an Active item, none at its last
+# billing event and, in SM 1.0, none of a manual product; see
+# ``renewals._is_plain``), and opens a pending renewal purchase with a line
+# per Active item for each plain one that has none yet (the unique key on
+# subscription + interval holds it to one). It returns the claimed rows
+# ('c') and the purchases it opened ('n'), merged in Python rather than
+# joined, so the plan never depends on the planner's guess of batch sizes.
 CLAIM = """
-SELECT s.id, s.last_interval_no + 1, s.currency, pm.id, pm.kind, pm.card_number,
-       p.id, p.charge_attempts, p.total,
-       pm.kind = 'card'
-       AND s.renewal_type IS DISTINCT FROM 'Manual'
-       AND (p.id IS NULL OR p.status = 'pending')
-       AND EXISTS (SELECT 1 FROM subscriptions_subscriptionitem i
-                   WHERE i.subscription_id = s.id AND i.status = 'Active')
-       AND NOT EXISTS (
-           SELECT 1 FROM subscriptions_subscriptionitem i
-           JOIN commerce_product pr ON pr.id = i.product_id
-           WHERE i.subscription_id = s.id AND i.status = 'Active'
-             AND ((i.recurrence_count IS NOT NULL AND i.last_interval_no >= i.recurrence_count)
-                  OR (s.sm_version = '1.0' AND pr.renewal_mode = 'manual'))) AS plain
-FROM subscriptions_subscription s
-JOIN customers_paymentmethod pm ON pm.id = s.payment_method_id
-LEFT JOIN commerce_purchase p ON p.subscription_id = s.id AND p.category = 'renewal'
-     AND p.interval_no = s.last_interval_no + 1
-WHERE s.id = ANY(%(ids)s) AND s.status = 'Active' AND s.next_billing_date <= %(as_of)s
-ORDER BY s.id
-FOR UPDATE OF s SKIP LOCKED
-"""
-
-# One pending renewal purchase per subscription (the unique key on
-# subscription + interval holds it to one), with a line per Active item.
-OPEN_PURCHASES = """
-WITH new AS (
+WITH claimed AS MATERIALIZED (
+    SELECT s.id, s.client_id, s.customer_id, s.payment_method_id,
+           s.last_interval_no + 1 AS interval_no, s.currency, pm.kind, pm.card_number,
+           p.id AS purchase_id, p.charge_attempts, p.total,
+           pm.kind = 'card'
+           AND s.renewal_type IS DISTINCT FROM 'Manual'
+           AND (p.id IS NULL OR p.status = 'pending')
+           AND EXISTS (SELECT 1 FROM subscriptions_subscriptionitem i
+                       WHERE i.subscription_id = s.id AND i.status = 'Active')
+           AND NOT EXISTS (
+               SELECT 1 FROM subscriptions_subscriptionitem i
+               JOIN commerce_product pr ON pr.id = i.product_id
+               WHERE i.subscription_id = s.id AND i.status = 'Active'
+                 AND ((i.recurrence_count IS NOT NULL
+                       AND i.last_interval_no >= i.recurrence_count)
+                      OR (s.sm_version = '1.0' AND pr.renewal_mode = 'manual'))) AS plain
+    FROM subscriptions_subscription s
+    JOIN customers_paymentmethod pm ON pm.id = s.payment_method_id
+    LEFT JOIN commerce_purchase p ON p.subscription_id = s.id AND p.category = 'renewal'
+         AND p.interval_no = s.last_interval_no + 1
+    WHERE s.id = ANY(%(ids)s) AND s.status = 'Active' AND s.next_billing_date <= %(as_of)s
+    ORDER BY s.id
+    FOR UPDATE OF s SKIP LOCKED
+), new AS (
     INSERT INTO commerce_purchase (client_id, customer_id, subscription_id, category, status,
         interval_no, currency, total, refunded_amount, payment_method_id, charge_attempts,
         gateway_reference, decline_reason, created_at, paid_at)
-    SELECT s.client_id, s.customer_id, s.id, 'renewal', 'pending', s.last_interval_no + 1,
-           s.currency,
+    SELECT c.client_id, c.customer_id, c.id, 'renewal', 'pending', c.interval_no, c.currency,
            (SELECT sum(i.unit_price * i.quantity) FROM subscriptions_subscriptionitem i
-            WHERE i.subscription_id = s.id AND i.status = 'Active'),
-           0, s.payment_method_id, 0, '', '', %(at)s, NULL
-    FROM subscriptions_subscription s
-    WHERE s.id = ANY(%(ids)s)
+            WHERE i.subscription_id = c.id AND i.status = 'Active'),
+           0, c.payment_method_id, 0, '', '', %(as_of)s, NULL
+    FROM claimed c
+    WHERE c.plain AND c.purchase_id IS NULL
     RETURNING id, subscription_id, interval_no, total
 ), lines AS (
     INSERT INTO commerce_purchaseitem (purchase_id, running_no, product_id, quantity,
@@ -98,7 +101,11 @@ WITH new AS (
     FROM new JOIN subscriptions_subscriptionitem i
          ON i.subscription_id = new.subscription_id AND i.status = 'Active'
 )
-SELECT subscription_id, id, total FROM new
+SELECT 'c', id, interval_no, currency, payment_method_id, kind, card_number, purchase_id,
+       charge_attempts, total, plain
+FROM claimed
+UNION ALL
+SELECT 'n', subscription_id, NULL, NULL, NULL, NULL, NULL, id, 0, total, NULL FROM new
 """
 
 # Timestamps as Python's isoformat() writes them for UTC.
@@ -211,20 +218,17 @@ SELECT (SELECT count(*) FROM paid), (SELECT count(*) FROM renewed)
 
 
 def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
-    """Lock the still-due subscriptions among ``ids`` (skipping rows another
-    worker holds) and open their renewal purchases. Returns the plain ones,
-    and the ids of the others, for the per-row services. Runs in the
-    caller's transaction."""
+    """Claim the still-due subscriptions among ``ids`` (``CLAIM``). Returns
+    the plain ones, and the ids of the others, for the per-row services.
+    Runs in the caller's transaction."""
     with connection.cursor() as cursor:
         cursor.execute(CLAIM, {"ids": ids, "as_of": as_of})
         rows = cursor.fetchall()
-        plain_new = [row[0] for row in rows if row[9] and row[6] is None]
-        opened: dict[int, tuple[int, Decimal]] = {}
-        if plain_new:
-            cursor.execute(OPEN_PURCHASES, {"ids": plain_new, "at": as_of})
-            opened = {sub_id: (pk, total) for sub_id, pk, total in cursor.fetchall()}
+    opened = {row[1]: (row[7], row[9]) for row in rows if row[0] == "n"}
     plain, special = [], []
-    for sub_id, interval_no, currency, pm_id, kind, card, pk, attempts, total, is_plain in rows:
+    for _, sub_id, interval_no, currency, pm_id, kind, card, pk, attempts, total, is_plain in (
+        row for row in rows if row[0] == "c"
+    ):
         if not is_plain:
             special.append(sub_id)
             continue

@@ -136,6 +136,7 @@ def retry_later(run_id: int) -> None:
     RenewalRun.objects.filter(pk=run_id).update(batches_total=F("batches_total") + 1)
 
 
+@transaction.atomic
 def finish_batch(run_id: int, counts: Counter[str]) -> None:
     """Add a batch's counts; the last batch closes the run (conditional update)."""
     RenewalRun.objects.filter(pk=run_id).update(
