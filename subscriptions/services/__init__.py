@@ -28,6 +28,7 @@ from .changes import (
     switch_renewal_type,
 )
 from .common import SYSTEM, Actor
+from .migration import MigrationPlan, MigrationResult, migrate_to_sm2, plan_sm2_migration
 from .signup import CardInput, CustomerInput, InvoiceInput, Line, SignUpResult, sign_up
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "CustomerInput",
     "InvoiceInput",
     "Line",
+    "MigrationPlan",
+    "MigrationResult",
     "SignUpResult",
     "add_note",
     "advance_dunning",
@@ -48,7 +51,9 @@ __all__ = [
     "deactivate_items",
     "hand_over_to_client",
     "mark_purchase_paid",
+    "migrate_to_sm2",
     "pay_overdue",
+    "plan_sm2_migration",
     "refund",
     "reinstate_items",
     "remove_item",

@@ -1,0 +1,263 @@
+"""SM 1.0 -> 2.0 migration of one client (SPEC 11).
+
+* a subscription ``Deactivated`` with items ``AwaitingReinstate`` gets renewal
+  type ``Manual``, becomes ``Active``, and those items ``Active`` (its other
+  items keep their status);
+* every other subscription gets renewal type ``Automatic``; statuses stay.
+
+The dry run (``plan_sm2_migration``) counts each before -> after combination
+and lists a few subscriptions of each. The migration itself
+(``migrate_to_sm2``) is set-based: one ``INSERT … SELECT`` writes a history
+entry per subscription, two ``UPDATE``s change the subscriptions (the manual
+ones, then the rest), one the items, one the client — in one transaction, so
+it is all or nothing. It sends no notifications and no e-mails. A client
+already on 2.0 has nothing left to migrate, so running it twice changes
+nothing the second time.
+
+On PostgreSQL the transaction is REPEATABLE READ: if another change touches
+one of the client's subscriptions while it runs, the migration fails as a
+whole with a clear message (nothing changed) instead of writing history that
+no longer matches the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Exists, OuterRef
+
+from commerce.models import Client
+
+from ..errors import ConcurrentChange, TransitionNotAllowed
+from ..models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from .common import Actor, now_or
+
+S, IS = SubscriptionStatus, ItemStatus
+SAMPLE_SIZE = 5
+
+MANUAL_SUMMARY = (
+    "Migrated to Subscription Management 2.0: renewal type Manual; the items awaiting "
+    "reinstatement are Active again and so is the subscription."
+)
+AUTOMATIC_SUMMARY = (
+    "Migrated to Subscription Management 2.0: renewal type Automatic; statuses unchanged."
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One before -> after combination of the dry run."""
+
+    status_before: str
+    awaiting_before: bool
+    count: int
+    sample: list[Subscription] = field(default_factory=list)
+
+    @property
+    def manual(self) -> bool:
+        return self.status_before == S.DEACTIVATED and self.awaiting_before
+
+    @property
+    def before(self) -> str:
+        return f"{self.status_before}" + (" – AwaitingReinstate" if self.awaiting_before else "")
+
+    @property
+    def after(self) -> str:
+        if self.manual:
+            return "Active – Active, Manual"
+        return f"{self.status_before}, Automatic"
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    client: Client
+    changes: list[Change]
+
+    @property
+    def total(self) -> int:
+        return sum(c.count for c in self.changes)
+
+    @property
+    def manual(self) -> int:
+        return sum(c.count for c in self.changes if c.manual)
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    migrated: int
+    manual: int
+    automatic: int
+    items_reactivated: int
+
+
+def _to_migrate(client: Client) -> tuple[object, object]:
+    awaiting = SubscriptionItem.objects.filter(
+        subscription=OuterRef("pk"), status=IS.AWAITING_REINSTATE
+    )
+    scope = Subscription.objects.filter(client=client, sm_version="1.0")
+    return scope, Exists(awaiting)
+
+
+def plan_sm2_migration(*, client: Client, sample_size: int = SAMPLE_SIZE) -> MigrationPlan:
+    """The dry run: how many subscriptions change and how; changes nothing."""
+    scope, awaiting = _to_migrate(client)
+    rows = (
+        scope.annotate(awaiting=awaiting)  # type: ignore[attr-defined]
+        .values("status", "awaiting")
+        .annotate(count=Count("id"))
+        .order_by("status", "awaiting")
+    )
+    changes = []
+    for row in rows:
+        sample = list(
+            scope.annotate(awaiting=awaiting)  # type: ignore[attr-defined]
+            .filter(status=row["status"], awaiting=row["awaiting"])
+            .select_related("customer")
+            .order_by("pk")[:sample_size]
+        )
+        changes.append(Change(row["status"], row["awaiting"], row["count"], sample))
+    return MigrationPlan(client, changes)
+
+
+def migrate_to_sm2(
+    *,
+    client: Client,
+    actor: Actor,
+    at: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> MigrationResult:
+    """Move the client and all its subscriptions to SM 2.0 (see the module
+    doc). A client with nothing left on 1.0 gets zeros back and no change.
+    ``progress`` is told the name of each step as it starts."""
+    at = now_or(at)
+    step = progress or (lambda _: None)
+    top_level = not connection.in_atomic_block
+    try:
+        with transaction.atomic():
+            if top_level and connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            locked = Client.objects.select_for_update().get(pk=client.pk)
+            if locked.sm_version == Client.SMVersion.V2 and not _left_on_v1(locked):
+                return MigrationResult(0, 0, 0, 0)
+            result = _migrate(locked, actor=actor, at=at, step=step)
+    except DatabaseError as error:
+        if "serializ" in str(error).lower() or "concurrent update" in str(error).lower():
+            raise ConcurrentChange(
+                "Some subscriptions changed while the migration ran; nothing was migrated. "
+                "Run it again."
+            ) from error
+        raise
+    client.sm_version = Client.SMVersion.V2
+    return result
+
+
+def _left_on_v1(client: Client) -> bool:
+    return Subscription.objects.filter(client=client, sm_version="1.0").exists()
+
+
+def _migrate(
+    client: Client, *, actor: Actor, at: datetime, step: Callable[[str], None]
+) -> MigrationResult:
+    sql = _Sql(connection.vendor)
+    params = {
+        "client": client.pk,
+        # As the ORM would write it (SQLite keeps naive UTC text).
+        "at": connection.ops.adapt_datetimefield_value(at),
+        "actor_kind": actor.kind,
+        "actor_label": actor.label,
+        "staff_user": actor.user.pk if actor.user is not None else None,
+        "manual_summary": MANUAL_SUMMARY,
+        "automatic_summary": AUTOMATIC_SUMMARY,
+    }
+    with connection.cursor() as cursor:
+        step("history")
+        cursor.execute(sql.history(), params)
+        migrated = cursor.rowcount
+        step("manual subscriptions")
+        cursor.execute(sql.MANUAL, params)
+        manual = cursor.rowcount
+        step("items")
+        cursor.execute(sql.ITEMS, params)
+        items = cursor.rowcount
+        step("other subscriptions")
+        cursor.execute(sql.AUTOMATIC, params)
+        automatic = cursor.rowcount
+        step("client")
+        cursor.execute(
+            "UPDATE commerce_client SET sm_version = '2.0' WHERE id = %(client)s", params
+        )
+    if manual + automatic != migrated:
+        raise TransitionNotAllowed(
+            "The subscriptions changed while the migration ran; nothing was migrated."
+        )
+    return MigrationResult(migrated, manual, automatic, items)
+
+
+class _Sql:
+    """The statements, with the JSON functions of the database at hand."""
+
+    # Which SM 1.0 subscriptions become Manual: Deactivated with an item
+    # awaiting reinstatement. ``s`` is the subscription row.
+    IS_MANUAL = (
+        "s.status = 'Deactivated' AND EXISTS (SELECT 1 FROM subscriptions_subscriptionitem i "
+        "WHERE i.subscription_id = s.id AND i.status = 'AwaitingReinstate')"
+    )
+
+    def __init__(self, vendor: str) -> None:
+        pg = vendor == "postgresql"
+        self.obj = "jsonb_build_object" if pg else "json_object"
+        self.items_before = (
+            "(SELECT jsonb_object_agg(i.running_no::text, i.status) "
+            if pg
+            else "(SELECT json(json_group_object(CAST(i.running_no AS TEXT), i.status)) "
+        ) + "FROM subscriptions_subscriptionitem i WHERE i.subscription_id = s.id)"
+        after_status = "CASE WHEN i.status = 'AwaitingReinstate' THEN 'Active' ELSE i.status END"
+        self.items_after = (
+            f"(SELECT jsonb_object_agg(i.running_no::text, {after_status}) "
+            if pg
+            else f"(SELECT json(json_group_object(CAST(i.running_no AS TEXT), {after_status})) "
+        ) + "FROM subscriptions_subscriptionitem i WHERE i.subscription_id = s.id)"
+        self.MANUAL = (
+            "UPDATE subscriptions_subscription AS s SET sm_version = '2.0', "
+            "renewal_type = 'Manual', status = 'Active', status_changed_at = %(at)s, "
+            "end_date = NULL, row_version = s.row_version + 1 "
+            f"WHERE s.client_id = %(client)s AND s.sm_version = '1.0' AND {self.IS_MANUAL}"
+        )
+        # The items of the subscriptions just made Manual (marked by their
+        # status_changed_at); no other SM 2.0 subscription has such items.
+        self.ITEMS = (
+            "UPDATE subscriptions_subscriptionitem SET status = 'Active', "
+            "deactivation_date = NULL WHERE status = 'AwaitingReinstate' AND subscription_id IN "
+            "(SELECT id FROM subscriptions_subscription WHERE client_id = %(client)s "
+            "AND renewal_type = 'Manual' AND status_changed_at = %(at)s)"
+        )
+        self.AUTOMATIC = (
+            "UPDATE subscriptions_subscription SET sm_version = '2.0', "
+            "renewal_type = 'Automatic', row_version = row_version + 1 "
+            "WHERE client_id = %(client)s AND sm_version = '1.0'"
+        )
+
+    def history(self) -> str:
+        o = self.obj
+        manual = self.IS_MANUAL
+        before = (
+            f"CASE WHEN {manual} THEN {o}('status', s.status, 'renewal_type', NULL, "
+            f"'items', {self.items_before}) ELSE {o}('renewal_type', NULL) END"
+        )
+        after = (
+            f"CASE WHEN {manual} THEN {o}('status', 'Active', 'renewal_type', 'Manual', "
+            f"'items', {self.items_after}) ELSE {o}('renewal_type', 'Automatic') END"
+        )
+        return (
+            "INSERT INTO subscriptions_historyentry (client_id, subscription_id, created_at, "
+            "actor_kind, actor_label, staff_user_id, event_code, summary, before, after) "
+            "SELECT s.client_id, s.id, %(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, "
+            f"'migrateSM2', CASE WHEN {manual} THEN %(manual_summary)s "
+            f"ELSE %(automatic_summary)s END, {before}, {after} "
+            "FROM subscriptions_subscription s "
+            "WHERE s.client_id = %(client)s AND s.sm_version = '1.0'"
+        )
