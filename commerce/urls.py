@@ -5,7 +5,7 @@ from django.urls import path
 from customers import views as customer_views
 from subscriptions import views as subscription_views
 
-from . import checkout, views
+from . import checkout, settings_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -27,6 +27,8 @@ urlpatterns = [
     path("renewals/start/", subscription_views.start_renewal_run, name="renewal-run-start"),
     path("customers/", customer_views.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
+    path("settings/", settings_views.settings_page, name="settings"),
+    path("settings/sm2-migration/", settings_views.sm2_migration, name="sm2-migration"),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
     path("admin/", admin.site.urls),
 ]

@@ -7,10 +7,12 @@
 
 The dry run (``plan_sm2_migration``) counts each before -> after combination
 and lists a few subscriptions of each. The migration itself
-(``migrate_to_sm2``) is set-based: one ``INSERT … SELECT`` writes a history
-entry per subscription, two ``UPDATE``s change the subscriptions (the manual
-ones, then the rest), one the items, one the client — in one transaction, so
-it is all or nothing. It sends no notifications and no e-mails. A client
+(``migrate_to_sm2``) is set-based, in one transaction, so it is all or
+nothing: on PostgreSQL two statements (the manual subscriptions with their
+items and history entries, then the rest with theirs) and one for the
+client; elsewhere one ``INSERT … SELECT`` for the history entries, then an
+``UPDATE`` each for the manual subscriptions, their items, the rest, and the
+client. It sends no notifications and no e-mails. A client
 already on 2.0 has nothing left to migrate, so running it twice changes
 nothing the second time.
 
@@ -38,13 +40,8 @@ from .common import Actor, now_or
 S, IS = SubscriptionStatus, ItemStatus
 SAMPLE_SIZE = 5
 
-MANUAL_SUMMARY = (
-    "Migrated to Subscription Management 2.0: renewal type Manual; the items awaiting "
-    "reinstatement are Active again and so is the subscription."
-)
-AUTOMATIC_SUMMARY = (
-    "Migrated to Subscription Management 2.0: renewal type Automatic; statuses unchanged."
-)
+MANUAL_SUMMARY = "Migrated to SM 2.0: renewal type Manual; awaiting items and subscription Active."
+AUTOMATIC_SUMMARY = "Migrated to SM 2.0: renewal type Automatic."
 
 
 @dataclass(frozen=True)
@@ -162,7 +159,6 @@ def _left_on_v1(client: Client) -> bool:
 def _migrate(
     client: Client, *, actor: Actor, at: datetime, step: Callable[[str], None]
 ) -> MigrationResult:
-    sql = _Sql(connection.vendor)
     params = {
         "client": client.pk,
         # As the ORM would write it (SQLite keeps naive UTC text).
@@ -173,19 +169,28 @@ def _migrate(
         "manual_summary": MANUAL_SUMMARY,
         "automatic_summary": AUTOMATIC_SUMMARY,
     }
+    sql = _Sql(connection.vendor)
     with connection.cursor() as cursor:
-        step("history")
-        cursor.execute(sql.history(), params)
-        migrated = cursor.rowcount
-        step("manual subscriptions")
-        cursor.execute(sql.MANUAL, params)
-        manual = cursor.rowcount
-        step("items")
-        cursor.execute(sql.ITEMS, params)
-        items = cursor.rowcount
-        step("other subscriptions")
-        cursor.execute(sql.AUTOMATIC, params)
-        automatic = cursor.rowcount
+        if connection.vendor == "postgresql" and USE_CTES:
+            step("manual subscriptions")
+            cursor.execute(sql.MANUAL_WITH_HISTORY, params)
+            manual, items, manual_history = cursor.fetchone()
+            step("other subscriptions")
+            cursor.execute(sql.AUTOMATIC_WITH_HISTORY, params)
+            automatic, automatic_history = cursor.fetchone()
+            migrated = manual_history + automatic_history
+        else:
+            step("history")
+            cursor.execute(sql.history(), params)
+            migrated = cursor.rowcount
+            step("manual subscriptions")
+            cursor.execute(sql.MANUAL, params)
+            manual = cursor.rowcount
+            cursor.execute(sql.ITEMS, params)
+            items = cursor.rowcount
+            step("other subscriptions")
+            cursor.execute(sql.AUTOMATIC, params)
+            automatic = cursor.rowcount
         step("client")
         cursor.execute(
             "UPDATE commerce_client SET sm_version = '2.0' WHERE id = %(client)s", params
@@ -195,6 +200,14 @@ def _migrate(
             "The subscriptions changed while the migration ran; nothing was migrated."
         )
     return MigrationResult(migrated, manual, automatic, items)
+
+
+# PostgreSQL: each group's update and its history entries in one statement
+# (data-modifying CTEs). The history rows' foreign-key checks then find the
+# subscriptions already updated by this transaction and lock nothing more,
+# which roughly halves the migration's writes. False runs the portable
+# statements instead (tests compare the two).
+USE_CTES = True
 
 
 class _Sql:
@@ -207,6 +220,8 @@ class _Sql:
         "WHERE i.subscription_id = s.id AND i.status = 'AwaitingReinstate')"
     )
 
+    AFTER_STATUS = "CASE WHEN i.status = 'AwaitingReinstate' THEN 'Active' ELSE i.status END"
+
     def __init__(self, vendor: str) -> None:
         pg = vendor == "postgresql"
         self.obj = "jsonb_build_object" if pg else "json_object"
@@ -215,7 +230,7 @@ class _Sql:
             if pg
             else "(SELECT json(json_group_object(CAST(i.running_no AS TEXT), i.status)) "
         ) + "FROM subscriptions_subscriptionitem i WHERE i.subscription_id = s.id)"
-        after_status = "CASE WHEN i.status = 'AwaitingReinstate' THEN 'Active' ELSE i.status END"
+        after_status = self.AFTER_STATUS
         self.items_after = (
             f"(SELECT jsonb_object_agg(i.running_no::text, {after_status}) "
             if pg
@@ -240,6 +255,46 @@ class _Sql:
             "renewal_type = 'Automatic', row_version = row_version + 1 "
             "WHERE client_id = %(client)s AND sm_version = '1.0'"
         )
+
+    @property
+    def MANUAL_WITH_HISTORY(self) -> str:  # noqa: N802 - a statement, like the others
+        return (
+            "WITH manual AS MATERIALIZED (SELECT s.id, s.client_id, s.status, "
+            "j.items_before, j.items_after FROM subscriptions_subscription s, LATERAL ("
+            "SELECT jsonb_object_agg(i.running_no::text, i.status) AS items_before, "
+            f"jsonb_object_agg(i.running_no::text, {self.AFTER_STATUS}) AS items_after "
+            "FROM subscriptions_subscriptionitem i WHERE i.subscription_id = s.id) j "
+            "WHERE s.client_id = %(client)s "
+            f"AND s.sm_version = '1.0' AND {self.IS_MANUAL}), "
+            "subs AS (UPDATE subscriptions_subscription s SET sm_version = '2.0', "
+            "renewal_type = 'Manual', status = 'Active', status_changed_at = %(at)s, "
+            "end_date = NULL, row_version = s.row_version + 1 FROM manual m "
+            "WHERE s.id = m.id RETURNING s.id), "
+            "items AS (UPDATE subscriptions_subscriptionitem i SET status = 'Active', "
+            "deactivation_date = NULL FROM manual m WHERE i.subscription_id = m.id "
+            "AND i.status = 'AwaitingReinstate' RETURNING i.id), "
+            "history AS (INSERT INTO subscriptions_historyentry (client_id, subscription_id, "
+            "created_at, actor_kind, actor_label, staff_user_id, event_code, summary, before, "
+            "after) SELECT m.client_id, m.id, %(at)s, %(actor_kind)s, %(actor_label)s, "
+            "%(staff_user)s, 'migrateSM2', %(manual_summary)s, "
+            "jsonb_build_object('status', m.status, 'renewal_type', NULL, 'items', "
+            "m.items_before), jsonb_build_object('status', 'Active', 'renewal_type', 'Manual', "
+            "'items', m.items_after) FROM manual m RETURNING id) "
+            "SELECT (SELECT count(*) FROM subs), (SELECT count(*) FROM items), "
+            "(SELECT count(*) FROM history)"
+        )
+
+    AUTOMATIC_WITH_HISTORY = (
+        "WITH subs AS (UPDATE subscriptions_subscription SET sm_version = '2.0', "
+        "renewal_type = 'Automatic', row_version = row_version + 1 "
+        "WHERE client_id = %(client)s AND sm_version = '1.0' RETURNING id, client_id), "
+        "history AS (INSERT INTO subscriptions_historyentry (client_id, subscription_id, "
+        "created_at, actor_kind, actor_label, staff_user_id, event_code, summary, before, "
+        "after) SELECT client_id, id, %(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, "
+        "'migrateSM2', %(automatic_summary)s, '{\"renewal_type\": null}', "
+        '\'{"renewal_type": "Automatic"}\' FROM subs RETURNING id) '
+        "SELECT (SELECT count(*) FROM subs), (SELECT count(*) FROM history)"
+    )
 
     def history(self) -> str:
         o = self.obj

@@ -219,3 +219,31 @@ def test_the_command_has_a_dry_run_and_migrates(sm1, estate, capsys):
     call_command("migrate_to_sm2", "--client", sm1.slug)
     assert "10 subscriptions migrated (2 Manual, 8 Automatic)" in capsys.readouterr().out
     assert Client.objects.get(pk=sm1.pk).sm_version == "2.0"
+
+
+@pytest.mark.parametrize("role", ["viewer", "support"])
+def test_only_admins_see_settings_and_may_migrate(sm1, estate, login, role):
+    staff = login(sm1, role)
+    assert "/settings/" not in staff.get("/subscriptions/").content.decode()
+    assert staff.get("/settings/").status_code == 403
+    assert staff.get("/settings/sm2-migration/").status_code == 403
+    assert staff.post("/settings/sm2-migration/").status_code == 403
+    assert Client.objects.get(pk=sm1.pk).sm_version == "1.0"
+
+
+def test_an_admin_runs_the_dry_run_then_confirms(sm1, estate, login):
+    admin = login(sm1, "admin")
+    settings_page = admin.get("/settings/").content.decode()
+    assert "Start with a dry run" in settings_page
+    dry_run = admin.get("/settings/sm2-migration/").content.decode()
+    assert "10 subscriptions would change: 2 to manual" in dry_run
+    assert f"S{estate['awaiting'].pk}" in dry_run
+    assert state(estate["awaiting"])[3] == "1.0"  # the dry run changed nothing
+    done = admin.post("/settings/sm2-migration/", follow=True).content.decode()
+    assert "Migrated 10 subscriptions to Subscription Management 2.0" in done
+    assert "Subscription Management 2.0" in done and "Start with a dry run" not in done
+    assert state(estate["awaiting"]) == ("Active", ["Active"], "Manual", "2.0")
+    entry = HistoryEntry.objects.get(subscription=estate["awaiting"], event_code="migrateSM2")
+    assert (entry.actor_kind, entry.staff_user.username) == ("staff", entry.actor_label)
+    again = admin.get("/settings/sm2-migration/").content.decode()
+    assert "there is nothing to migrate" in again
