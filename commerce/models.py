@@ -229,9 +229,13 @@ class Purchase(models.Model):
 
 
 class PurchaseItem(models.Model):
-    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="items")
+    # Not indexed on their own: (purchase, running_no) is unique, so indexed,
+    # and products are deactivated, not deleted (a PROTECT check may scan).
+    purchase = models.ForeignKey(
+        Purchase, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     running_no = models.PositiveIntegerField()
-    product = models.ForeignKey(Product, on_delete=models.PROTECT)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, db_index=False)
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
