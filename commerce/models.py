@@ -3,8 +3,12 @@ the notification outbox."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -78,6 +82,53 @@ class StaffMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role} at {self.client})"
+
+
+class ApiCredential(models.Model):
+    """HTTP Basic credentials of a client system for the Subscription API
+    (SPEC 6.1). The secret is shown once when created; only its SHA-256 is
+    stored (it is 32 random bytes, so a fast hash is enough)."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="api_credentials")
+    label = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=40, unique=True)
+    secret_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.key_id})"
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(
+        cls, *, client: Client, label: str, created_by: Any = None
+    ) -> tuple[ApiCredential, str]:
+        """A new credential and its secret (returned once, never stored)."""
+        secret = secrets.token_urlsafe(32)
+        credential = cls.objects.create(
+            client=client,
+            label=label,
+            key_id=f"ak_{secrets.token_hex(8)}",
+            secret_sha256=cls.hash(secret),
+            created_by=created_by,
+        )
+        return credential, secret
+
+    def matches(self, secret: str) -> bool:
+        return self.revoked_at is None and hmac.compare_digest(
+            self.secret_sha256, self.hash(secret)
+        )
 
 
 class Product(models.Model):

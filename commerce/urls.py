@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from customers import views as customer_views
 from subscriptions import views as subscription_views
@@ -30,5 +30,6 @@ urlpatterns = [
     path("settings/", settings_views.settings_page, name="settings"),
     path("settings/sm2-migration/", settings_views.sm2_migration, name="sm2-migration"),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
+    path("api/", include("subscriptions.api.urls")),
     path("admin/", admin.site.urls),
 ]

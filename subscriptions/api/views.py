@@ -1,0 +1,330 @@
+"""The Subscription API endpoints (SPEC 6.2). Each validates its input,
+finds the subscription within the caller's client (another client's is a
+404), calls one lifecycle service, and answers with the Subscription object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from commerce.filters import parse_id
+from commerce.models import ApiCredential, Client, Product
+from customers.models import Customer
+
+from .. import services
+from ..errors import InvalidInput, NotFound
+from ..models import RenewalType, Subscription
+from .objects import rfc3339, subscription_object
+
+# --- inputs ------------------------------------------------------------------------
+
+
+class ChangeInput(serializers.Serializer):
+    SubscriptionId = serializers.CharField()
+    GenerateMail = serializers.BooleanField(default=True)
+
+
+class RenewalTypeInput(ChangeInput):
+    RenewalType = serializers.ChoiceField(choices=RenewalType.values)
+
+
+class ItemsInput(ChangeInput):
+    Items = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
+
+
+class DeactivateInput(ItemsInput):
+    AllowReinstate = serializers.BooleanField(default=True)
+
+
+class RemoveInput(ChangeInput):
+    RunningNumber = serializers.IntegerField(min_value=1)
+
+
+class NextBillingDateInput(ChangeInput):
+    NextBillingDate = serializers.CharField()
+
+
+class RenewInput(ChangeInput):
+    ResetBillingInterval = serializers.BooleanField(default=False)
+
+
+class CustomerInput(serializers.Serializer):
+    Email = serializers.EmailField()
+    FirstName = serializers.CharField(required=False, allow_blank=True, default="")
+    LastName = serializers.CharField(required=False, allow_blank=True, default="")
+    Company = serializers.CharField(required=False, allow_blank=True, default="")
+    ReferenceId = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class LineInput(serializers.Serializer):
+    ProductId = serializers.IntegerField(min_value=1)
+    Quantity = serializers.IntegerField(min_value=1, default=1)
+
+
+class PaymentInput(serializers.Serializer):
+    Type = serializers.ChoiceField(choices=["card", "invoice"])
+    CardNumber = serializers.CharField(required=False)
+    ExpiryMonth = serializers.IntegerField(required=False, min_value=1, max_value=12)
+    ExpiryYear = serializers.IntegerField(required=False, min_value=2000, max_value=2200)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["Type"] == "card":
+            missing = [f for f in ("CardNumber", "ExpiryMonth", "ExpiryYear") if f not in data]
+            if missing:
+                raise serializers.ValidationError({f: "Required for a card." for f in missing})
+        return data
+
+
+class PurchaseInput(serializers.Serializer):
+    Customer = CustomerInput()
+    Items = LineInput(many=True, allow_empty=False)
+    PaymentMethod = PaymentInput()
+    ConfirmAutoRenewal = serializers.BooleanField(default=True)
+    GenerateMail = serializers.BooleanField(default=True)
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+def _credential(request: Request) -> ApiCredential:
+    credential = request.auth
+    assert isinstance(credential, ApiCredential)
+    return credential
+
+
+def _client(request: Request) -> Client:
+    return _credential(request).client
+
+
+def _actor(request: Request) -> services.Actor:
+    return services.Actor.api(_credential(request).label)
+
+
+def _valid(kind: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = kind(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data: dict[str, Any] = serializer.validated_data
+    return data
+
+
+def _subscriptions(request: Request) -> QuerySet[Subscription]:
+    return Subscription.objects.select_related("client", "customer").filter(client=_client(request))
+
+
+def _subscription(request: Request, value: str) -> Subscription:
+    pk = parse_id(str(value), "S")
+    if pk is None:
+        raise InvalidInput(
+            f"{value!r} is not a subscription id.",
+            fields={"SubscriptionId": "Expected S1042 or 1042."},
+        )
+    sub = _subscriptions(request).filter(pk=pk).first()
+    if sub is None:
+        raise NotFound(f"Subscription S{pk} was not found.")
+    return sub
+
+
+def _ok(sub: Subscription, **extra: Any) -> Response:
+    fresh = _subscriptions_of(sub)
+    return Response({"ResultMessage": "OK", **extra, "Subscription": subscription_object(fresh)})
+
+
+def _subscriptions_of(sub: Subscription) -> Subscription:
+    return Subscription.objects.select_related("client", "customer").get(pk=sub.pk)
+
+
+# --- reads -------------------------------------------------------------------------
+
+
+@api_view(["GET"])
+def getsubscription(request: Request) -> Response:
+    value = request.query_params.get("subscriptionId", "")
+    if not value:
+        raise InvalidInput(
+            "subscriptionId is required.", fields={"subscriptionId": "This field is required."}
+        )
+    return Response(
+        {"ResultMessage": "OK", "Subscription": subscription_object(_subscription(request, value))}
+    )
+
+
+CUSTOMER_KEYS = {
+    "customerId": "pk",
+    "customerReferenceId": "reference_id",
+    "customerEmail": "email",
+}
+
+
+@api_view(["GET"])
+def getsubscriptionsforcustomer(request: Request) -> Response:
+    given = {k: v for k, v in request.query_params.items() if k in CUSTOMER_KEYS and v}
+    if len(given) != 1:
+        raise InvalidInput(
+            "Give exactly one of customerId, customerReferenceId, customerEmail.",
+            fields={k: "Give exactly one of these." for k in CUSTOMER_KEYS},
+        )
+    key, value = next(iter(given.items()))
+    if key == "customerId" and not value.isdigit():
+        raise InvalidInput("customerId is a number.", fields={key: "Expected a number."})
+    if key == "customerEmail":
+        value = value.strip().lower()
+    customer = Customer.objects.filter(client=_client(request), **{CUSTOMER_KEYS[key]: value})
+    found = customer.first()
+    if found is None:
+        raise NotFound("No such customer.")
+    subs = _subscriptions(request).filter(customer=found).order_by("pk")
+    return Response(
+        {"ResultMessage": "OK", "Subscriptions": [subscription_object(s) for s in subs]}
+    )
+
+
+# --- changes -----------------------------------------------------------------------
+
+
+@api_view(["POST"])
+def updatesubscriptionrenewaltype(request: Request) -> Response:
+    data = _valid(RenewalTypeInput, request)
+    sub = _subscription(request, data["SubscriptionId"])
+    services.switch_renewal_type(
+        subscription=sub,
+        renewal_type=data["RenewalType"],
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    return _ok(sub)
+
+
+@api_view(["POST"])
+def deactivatesubscriptionitems(request: Request) -> Response:
+    data = _valid(DeactivateInput, request)
+    sub = _subscription(request, data["SubscriptionId"])
+    services.deactivate_items(
+        subscription=sub,
+        running_nos=data["Items"],
+        allow_reinstate=data["AllowReinstate"],
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    return _ok(sub)
+
+
+@api_view(["POST"])
+def reinstatesubscriptionitems(request: Request) -> Response:
+    data = _valid(ItemsInput, request)
+    sub = _subscription(request, data["SubscriptionId"])
+    services.reinstate_items(
+        subscription=sub,
+        running_nos=data["Items"],
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    return _ok(sub)
+
+
+@api_view(["POST"])
+def removesubscriptionitem(request: Request) -> Response:
+    data = _valid(RemoveInput, request)
+    sub = _subscription(request, data["SubscriptionId"])
+    services.remove_item(subscription=sub, running_no=data["RunningNumber"], actor=_actor(request))
+    return _ok(sub)
+
+
+@api_view(["POST"])
+def updatenextbillingdate(request: Request) -> Response:
+    data = _valid(NextBillingDateInput, request)
+    moment = parse_datetime(data["NextBillingDate"])
+    if moment is None:
+        raise InvalidInput(
+            "NextBillingDate is not an RFC 3339 date-time.",
+            fields={"NextBillingDate": "Expected e.g. 2026-12-31T00:00:00Z."},
+        )
+    sub = _subscription(request, data["SubscriptionId"])
+    services.change_next_billing_date(
+        subscription=sub,
+        next_billing_date=moment,
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    return _ok(sub)
+
+
+@api_view(["POST"])
+def renewsubscription(request: Request) -> Response:
+    data = _valid(RenewInput, request)
+    sub = _subscription(request, data["SubscriptionId"])
+    outcome = services.renew_early(
+        subscription=sub,
+        reset_billing_interval=data["ResetBillingInterval"],
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    fresh = _subscriptions_of(sub)
+    return Response(
+        {
+            "ResultMessage": "OK" if outcome.status == "Success" else outcome.message,
+            "TransactionStatus": outcome.status,
+            "NextBillingDate": rfc3339(fresh.next_billing_date),
+            "Subscription": subscription_object(fresh),
+        }
+    )
+
+
+@api_view(["POST"])
+def createpurchase(request: Request) -> Response:
+    """A server-side sign-up: exactly what the checkout does."""
+    data = _valid(PurchaseInput, request)
+    client = _client(request)
+    wanted = [line["ProductId"] for line in data["Items"]]
+    products = {p.pk: p for p in Product.objects.filter(client=client, pk__in=wanted)}
+    unknown = [pk for pk in wanted if pk not in products]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown product(s): {', '.join(map(str, unknown))}.",
+            fields={"Items": f"No product {', '.join(map(str, unknown))} for this client."},
+        )
+    customer, payment = data["Customer"], data["PaymentMethod"]
+    result = services.sign_up(
+        client=client,
+        customer=services.CustomerInput(
+            email=customer["Email"],
+            first_name=customer["FirstName"],
+            last_name=customer["LastName"],
+            company=customer["Company"],
+            reference_id=customer["ReferenceId"],
+        ),
+        lines=[
+            services.Line(products[line["ProductId"]], line["Quantity"]) for line in data["Items"]
+        ],
+        payment=services.CardInput(
+            number=payment["CardNumber"],
+            expiry_month=payment["ExpiryMonth"],
+            expiry_year=payment["ExpiryYear"],
+        )
+        if payment["Type"] == "card"
+        else services.InvoiceInput(),
+        confirm_auto_renewal=data["ConfirmAutoRenewal"],
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    return Response(
+        {
+            "ResultMessage": "OK"
+            if result.transaction_status in ("Success", "Pending")
+            else result.message,
+            "PurchaseId": result.purchase.pk,
+            "CustomerId": result.purchase.customer_id,
+            "SubscriptionIds": [s.display_id for s in result.subscriptions],
+            "TransactionStatus": result.transaction_status,
+        }
+    )
+
+
+@api_view(["GET", "POST"])
+def unknown_endpoint(request: Request, name: str) -> Response:
+    raise NotFound(f"There is no endpoint {name!r}.")

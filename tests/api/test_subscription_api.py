@@ -1,0 +1,311 @@
+"""The Subscription API (SPEC 6.1, 6.2 without item changes, 6.4): every
+endpoint's success, its 4xx answers, another client's subscription as 404,
+an illegal transition as 409 with nothing changed."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from commerce.gateway import CARD_DECLINED
+from commerce.models import ApiCredential, Purchase
+from customers.models import CustomerEmail
+from subscriptions import services
+from subscriptions.models import HistoryEntry, Subscription
+from tests.conftest import STAFF, T0, fresh, item_statuses, subscribe
+from tests.factories import ClientFactory, ProductFactory
+
+BASE = "/api/subscription/"
+
+
+class Api:
+    """A Django test client speaking to the API with one credential."""
+
+    def __init__(self, client, credential, secret):
+        self.client, self.credential = client, credential
+        token = base64.b64encode(f"{credential.key_id}:{secret}".encode()).decode()
+        self.auth = f"Basic {token}"
+
+    def get(self, endpoint, **params):
+        return self.client.get(BASE + endpoint, params, HTTP_AUTHORIZATION=self.auth)
+
+    def post(self, endpoint, body, raw=None):
+        return self.client.post(
+            BASE + endpoint,
+            raw if raw is not None else json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=self.auth,
+        )
+
+
+@pytest.fixture
+def api_for(client):
+    def make(vendor, label="ERP"):
+        credential, secret = ApiCredential.issue(client=vendor, label=label)
+        return Api(client, credential, secret)
+
+    return make
+
+
+@pytest.fixture
+def api(api_for, sm2):
+    return api_for(sm2)
+
+
+@pytest.fixture
+def sub(sm2, monthly):
+    return subscribe(sm2, monthly, email="ann@example.com")
+
+
+def test_no_or_wrong_credentials_are_401(client, api, sub):
+    anonymous = client.get(BASE + "getsubscription", {"subscriptionId": sub.display_id})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["ResultMessage"]
+    assert anonymous["WWW-Authenticate"].startswith("Basic")
+    api.auth = "Basic " + base64.b64encode(f"{api.credential.key_id}:nope".encode()).decode()
+    assert api.get("getsubscription", subscriptionId=sub.display_id).status_code == 401
+
+
+def test_a_revoked_credential_is_refused(api, sub):
+    assert api.get("getsubscription", subscriptionId=sub.display_id).status_code == 200
+    ApiCredential.objects.filter(pk=api.credential.pk).update(revoked_at=timezone.now())
+    assert api.get("getsubscription", subscriptionId=sub.display_id).status_code == 401
+
+
+def test_only_a_hash_of_the_secret_is_stored(sm2):
+    credential, secret = ApiCredential.issue(client=sm2, label="x")
+    assert secret not in credential.secret_sha256 and len(credential.secret_sha256) == 64
+    assert credential.matches(secret) and not credential.matches(secret + "x")
+
+
+def test_getsubscription_returns_the_subscription_object(api, sub):
+    for value in (sub.display_id, str(sub.pk), sub.display_id.lower()):
+        answer = api.get("getsubscription", subscriptionId=value)
+        assert answer.status_code == 200, value
+    body = answer.json()
+    assert body["ResultMessage"] == "OK"
+    obj = body["Subscription"]
+    assert (obj["Id"], obj["SubscriptionStatus"], obj["RenewalType"]) == (
+        sub.display_id,
+        "Active",
+        "Automatic",
+    )
+    assert obj["NextBillingDate"] == "2026-02-28T12:00:00Z"
+    assert obj["NextBillingDateReminder"] == "2026-02-21T12:00:00Z"
+    assert (obj["IntervalMonthCount"], obj["LastIntervalNo"], obj["GracePeriodDays"]) == (1, 1, 7)
+    item = obj["Items"][0]
+    assert (item["RunningNo"], item["Status"], item["ProductName"]) == (1, "Active", "Pro monthly")
+    assert item["NextBillingCustomerGrossPrice"] == "10.00"
+    signup = Purchase.objects.get(subscription=sub)
+    assert item["SubscriptionPurchaseItems"] == [
+        {"PurchaseId": signup.pk, "PurchaseItemRunningNo": 1, "SubscriptionIntervalNo": 1}
+    ]
+
+
+def test_prices_split_by_the_clients_vat_rate(api, sub, sm2):
+    sm2.vat_rate = 19
+    sm2.save()
+    item = api.get("getsubscription", subscriptionId=sub.display_id).json()["Subscription"]
+    prices = [item["Items"][0][f"NextBillingCustomer{k}Price"] for k in ("Gross", "Net", "Vat")]
+    assert prices == ["10.00", "8.40", "1.60"]  # 10 / 1.19 = 8.4033… -> 8.40
+
+
+def test_another_clients_subscription_is_404_like_an_unknown_one(api_for, api, sub):
+    other = ClientFactory()
+    theirs = subscribe(other, ProductFactory(client=other), email="o@example.com")
+    foreign = api.get("getsubscription", subscriptionId=theirs.display_id)
+    unknown = api.get("getsubscription", subscriptionId="S999999")
+    assert foreign.status_code == unknown.status_code == 404
+    assert "was not found" in foreign.json()["ResultMessage"]
+    changed = api.post(
+        "updatesubscriptionrenewaltype", {"SubscriptionId": theirs.pk, "RenewalType": "Manual"}
+    )
+    assert changed.status_code == 404 and fresh(theirs).renewal_type == "Automatic"
+
+
+def test_bad_input_is_400_with_the_fields(api, sub):
+    bad_id = api.get("getsubscription", subscriptionId="X12")
+    assert bad_id.status_code == 400 and "SubscriptionId" in bad_id.json()["Errors"]
+    missing = api.post("updatesubscriptionrenewaltype", {"RenewalType": "Sometimes"})
+    assert missing.status_code == 400
+    assert set(missing.json()["Errors"]) == {"SubscriptionId", "RenewalType"}
+    broken = api.post("updatesubscriptionrenewaltype", None, raw="{not json")
+    assert broken.status_code == 400 and broken.json()["ResultMessage"]
+    wrong_method = api.get("updatesubscriptionrenewaltype")
+    assert wrong_method.status_code == 405 and wrong_method.json()["ResultMessage"]
+    assert api.get("nosuchendpoint").status_code == 404
+
+
+def test_switching_renewal_type_writes_history_as_the_api_credential(api, sub):
+    answer = api.post(
+        "updatesubscriptionrenewaltype", {"SubscriptionId": sub.display_id, "RenewalType": "Manual"}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["Subscription"]["RenewalType"] == "Manual"
+    entry = HistoryEntry.objects.filter(subscription=sub).order_by("-id").first()
+    assert (entry.event_code, entry.actor_kind, entry.actor_label) == (
+        "renTypeUpd",
+        "api",
+        "API ERP",
+    )
+
+
+def test_renewal_type_in_sm1_is_409_and_changes_nothing(api_for, sm1):
+    api = api_for(sm1)
+    sub = subscribe(sm1, ProductFactory(client=sm1), email="c@example.com")
+    history = HistoryEntry.objects.filter(subscription=sub).count()
+    answer = api.post(
+        "updatesubscriptionrenewaltype", {"SubscriptionId": sub.display_id, "RenewalType": "Manual"}
+    )
+    assert answer.status_code == 409 and answer.json()["ResultMessage"]
+    assert fresh(sub).renewal_type is None
+    assert HistoryEntry.objects.filter(subscription=sub).count() == history
+
+
+def test_deactivate_retire_and_reinstate_items(api, sm2, monthly):
+    sub = subscribe(sm2, monthly, ProductFactory(client=sm2), email="two@example.com")
+    one = api.post("deactivatesubscriptionitems", {"SubscriptionId": sub.pk, "Items": [1]})
+    assert one.status_code == 200 and item_statuses(sub) == ["Deactivated", "Active"]
+    assert fresh(sub).status == "Active"
+    back = api.post("reinstatesubscriptionitems", {"SubscriptionId": sub.pk, "Items": [1]})
+    assert back.status_code == 200 and item_statuses(sub) == ["Active", "Active"]
+    retire = {"SubscriptionId": sub.pk, "Items": [2], "AllowReinstate": False}
+    assert api.post("deactivatesubscriptionitems", retire).status_code == 200
+    assert item_statuses(sub) == ["Active", "Finished"]
+    again = api.post("reinstatesubscriptionitems", {"SubscriptionId": sub.pk, "Items": [2]})
+    assert again.status_code == 409 and item_statuses(sub) == ["Active", "Finished"]
+    no_item = api.post("deactivatesubscriptionitems", {"SubscriptionId": sub.pk, "Items": [7]})
+    assert no_item.status_code == 404
+
+
+def test_generate_mail_false_sends_no_email(api, sub):
+    emails = CustomerEmail.objects.filter(subscription=sub).count()
+    body = {"SubscriptionId": sub.pk, "Items": [1], "GenerateMail": False}
+    assert api.post("deactivatesubscriptionitems", body).status_code == 200
+    assert CustomerEmail.objects.filter(subscription=sub).count() == emails
+    body["GenerateMail"] = True
+    assert api.post("reinstatesubscriptionitems", body).status_code == 200
+    assert CustomerEmail.objects.filter(subscription=sub).count() == emails + 1
+
+
+def test_remove_item_needs_two_items(api, sm2, monthly, sub):
+    only = api.post("removesubscriptionitem", {"SubscriptionId": sub.pk, "RunningNumber": 1})
+    assert only.status_code == 409 and item_statuses(sub) == ["Active"]
+    two = subscribe(sm2, monthly, ProductFactory(client=sm2), email="t@example.com")
+    ok = api.post("removesubscriptionitem", {"SubscriptionId": two.pk, "RunningNumber": 2})
+    assert ok.status_code == 200 and item_statuses(two) == ["Active", "Removed"]
+
+
+def test_update_next_billing_date(api, sub):
+    past = api.post(
+        "updatenextbillingdate",
+        {"SubscriptionId": sub.pk, "NextBillingDate": "2020-01-01T00:00:00Z"},
+    )
+    assert past.status_code == 400 and "NextBillingDate" in past.json()["Errors"]
+    naive = api.post(
+        "updatenextbillingdate", {"SubscriptionId": sub.pk, "NextBillingDate": "2026-06-01T00:00"}
+    )
+    garbage = api.post("updatenextbillingdate", {"SubscriptionId": sub.pk, "NextBillingDate": "x"})
+    assert naive.status_code == garbage.status_code == 400
+    assert fresh(sub).next_billing_date == T0 + timedelta(days=28)
+    ok = api.post(
+        "updatenextbillingdate",
+        {"SubscriptionId": sub.pk, "NextBillingDate": "2026-06-01T00:00:00+02:00"},
+    )
+    assert ok.status_code == 200
+    assert ok.json()["Subscription"]["NextBillingDate"] == "2026-05-31T22:00:00Z"
+
+
+def test_renewsubscription_charges_now(api, sub):
+    answer = api.post("renewsubscription", {"SubscriptionId": sub.display_id})
+    body = answer.json()
+    assert (answer.status_code, body["TransactionStatus"], body["ResultMessage"]) == (
+        200,
+        "Success",
+        "OK",
+    )
+    assert body["NextBillingDate"] == "2026-03-31T12:00:00Z"  # remaining time kept
+    assert fresh(sub).last_interval_no == 2
+
+
+def test_renewing_a_deactivated_subscription_is_409(api, sub):
+    services.deactivate_items(subscription=sub, running_nos=[1], actor=STAFF)
+    answer = api.post("renewsubscription", {"SubscriptionId": sub.pk})
+    assert answer.status_code == 409
+    assert not Purchase.objects.filter(subscription=sub, category="renewal").exists()
+
+
+def purchase_body(product, **overrides):
+    body = {
+        "Customer": {"Email": "b2b@example.com", "FirstName": "Bea", "ReferenceId": "ERP-1"},
+        "Items": [{"ProductId": product.pk, "Quantity": 2}],
+        "PaymentMethod": {
+            "Type": "card",
+            "CardNumber": "4242424242424242",
+            "ExpiryMonth": 12,
+            "ExpiryYear": 2099,
+        },
+        "ConfirmAutoRenewal": False,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_createpurchase_signs_up_like_the_checkout(api, monthly):
+    answer = api.post("createpurchase", purchase_body(monthly))
+    body = answer.json()
+    assert (answer.status_code, body["TransactionStatus"]) == (200, "Success")
+    sub = Subscription.objects.get(pk=int(body["SubscriptionIds"][0][1:]))
+    assert (sub.status, sub.renewal_type, sub.customer.reference_id) == (
+        "Active",
+        "Manual",
+        "ERP-1",
+    )
+    assert Purchase.objects.get(pk=body["PurchaseId"]).total == 20
+    by_ref = api.get("getsubscriptionsforcustomer", customerReferenceId="ERP-1").json()
+    by_mail = api.get("getsubscriptionsforcustomer", customerEmail="B2B@example.com").json()
+    by_id = api.get("getsubscriptionsforcustomer", customerId=str(body["CustomerId"])).json()
+    assert [s["Id"] for s in by_ref["Subscriptions"]] == body["SubscriptionIds"]
+    assert by_mail["Subscriptions"] == by_ref["Subscriptions"] == by_id["Subscriptions"]
+
+
+def test_createpurchase_refusals(api, monthly, sm2):
+    declined = api.post(
+        "createpurchase",
+        purchase_body(
+            monthly,
+            PaymentMethod={
+                "Type": "card",
+                "CardNumber": CARD_DECLINED,
+                "ExpiryMonth": 12,
+                "ExpiryYear": 2099,
+            },
+        ),
+    ).json()
+    assert declined["TransactionStatus"] == "Rejected" and declined["SubscriptionIds"] == []
+    assert not Subscription.objects.filter(client=sm2).exists()
+    other = ProductFactory(client=ClientFactory())
+    foreign = api.post("createpurchase", purchase_body(other))
+    assert foreign.status_code == 400 and "Items" in foreign.json()["Errors"]
+    no_card = api.post("createpurchase", purchase_body(monthly, PaymentMethod={"Type": "card"}))
+    assert no_card.status_code == 400
+    assert "PaymentMethod.CardNumber" in no_card.json()["Errors"]
+    no_email = api.post("createpurchase", purchase_body(monthly, Customer={"Email": "nope"}))
+    assert no_email.status_code == 400 and "Customer.Email" in no_email.json()["Errors"]
+
+
+def test_getsubscriptionsforcustomer_needs_exactly_one_key(api, sub):
+    assert api.get("getsubscriptionsforcustomer").status_code == 400
+    both = api.get("getsubscriptionsforcustomer", customerId="1", customerEmail="a@b.c")
+    assert both.status_code == 400
+    assert api.get("getsubscriptionsforcustomer", customerId="abc").status_code == 400
+    unknown = api.get("getsubscriptionsforcustomer", customerEmail="nobody@example.com")
+    assert unknown.status_code == 404
+
+
+def test_the_openapi_schema_is_served(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/subscription/getsubscription" in schema.content.decode()
