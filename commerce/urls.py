@@ -29,6 +29,16 @@ urlpatterns = [
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
     path("settings/", settings_views.settings_page, name="settings"),
     path("settings/sm2-migration/", settings_views.sm2_migration, name="sm2-migration"),
+    path(
+        "settings/api-credentials/",
+        settings_views.create_api_credential,
+        name="api-credential-create",
+    ),
+    path(
+        "settings/api-credentials/<int:pk>/revoke/",
+        settings_views.revoke_api_credential,
+        name="api-credential-revoke",
+    ),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
     path("api/", include("subscriptions.api.urls")),
     path("admin/", admin.site.urls),

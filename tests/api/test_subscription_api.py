@@ -309,3 +309,27 @@ def test_the_openapi_schema_is_served(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     assert "/api/subscription/getsubscription" in schema.content.decode()
+
+
+def test_an_admin_creates_a_credential_sees_the_secret_once_and_revokes_it(login, sm2, sub):
+    admin = login(sm2, "admin")
+    page = admin.post("/settings/api-credentials/", {"label": "Shop sync"}).content.decode()
+    credential = ApiCredential.objects.get(label="Shop sync")
+    secret = page.split('id="api-secret">')[1].split("<")[0]
+    assert credential.client == sm2 and credential.matches(secret)
+    listing = admin.get("/settings/").content.decode()
+    assert credential.key_id in listing and secret not in listing
+    token = base64.b64encode(f"{credential.key_id}:{secret}".encode()).decode()
+    url = f"{BASE}getsubscription?subscriptionId={sub.pk}"
+    assert admin.get(url, HTTP_AUTHORIZATION=f"Basic {token}").status_code == 200
+    admin.post(f"/settings/api-credentials/{credential.pk}/revoke/")
+    assert admin.get(url, HTTP_AUTHORIZATION=f"Basic {token}").status_code == 401
+
+
+def test_credentials_are_for_admins_of_their_own_client(login, sm2, api_for):
+    support = login(sm2, "support")
+    assert support.post("/settings/api-credentials/", {"label": "x"}).status_code == 403
+    theirs = api_for(ClientFactory()).credential
+    admin = login(sm2, "admin")
+    assert admin.post(f"/settings/api-credentials/{theirs.pk}/revoke/").status_code == 404
+    assert ApiCredential.objects.get(pk=theirs.pk).revoked_at is None
