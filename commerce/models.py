@@ -131,6 +131,28 @@ class ApiCredential(models.Model):
         )
 
 
+class ApiIdempotentRequest(models.Model):
+    """A POST sent with an ``Idempotency-Key`` and the answer it got, so the
+    same key with the same body gets that answer again without repeating the
+    change (SPEC 6.1). ``status_code`` 0: the first request is still running."""
+
+    credential = models.ForeignKey(ApiCredential, on_delete=models.CASCADE)
+    key = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=60)
+    request_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveIntegerField(default=0)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["credential", "key"], name="idempotency_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key}"
+
+
 class Product(models.Model):
     class RenewalMode(models.TextChoices):
         AUTOMATIC = "automatic", "Automatic"

@@ -20,6 +20,7 @@ from customers.models import Customer
 from .. import services
 from ..errors import InvalidInput, NotFound
 from ..models import RenewalType, Subscription
+from .idempotency import idempotent
 from .objects import rfc3339, subscription_object
 
 # --- inputs ------------------------------------------------------------------------
@@ -188,6 +189,7 @@ def getsubscriptionsforcustomer(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def updatesubscriptionrenewaltype(request: Request) -> Response:
     data = _valid(RenewalTypeInput, request)
     sub = _subscription(request, data["SubscriptionId"])
@@ -201,6 +203,7 @@ def updatesubscriptionrenewaltype(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def deactivatesubscriptionitems(request: Request) -> Response:
     data = _valid(DeactivateInput, request)
     sub = _subscription(request, data["SubscriptionId"])
@@ -215,6 +218,7 @@ def deactivatesubscriptionitems(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def reinstatesubscriptionitems(request: Request) -> Response:
     data = _valid(ItemsInput, request)
     sub = _subscription(request, data["SubscriptionId"])
@@ -228,6 +232,7 @@ def reinstatesubscriptionitems(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def removesubscriptionitem(request: Request) -> Response:
     data = _valid(RemoveInput, request)
     sub = _subscription(request, data["SubscriptionId"])
@@ -236,6 +241,7 @@ def removesubscriptionitem(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def updatenextbillingdate(request: Request) -> Response:
     data = _valid(NextBillingDateInput, request)
     moment = parse_datetime(data["NextBillingDate"])
@@ -255,6 +261,7 @@ def updatenextbillingdate(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def renewsubscription(request: Request) -> Response:
     data = _valid(RenewInput, request)
     sub = _subscription(request, data["SubscriptionId"])
@@ -276,6 +283,7 @@ def renewsubscription(request: Request) -> Response:
 
 
 @api_view(["POST"])
+@idempotent
 def createpurchase(request: Request) -> Response:
     """A server-side sign-up: exactly what the checkout does."""
     data = _valid(PurchaseInput, request)

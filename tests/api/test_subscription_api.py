@@ -31,12 +31,14 @@ class Api:
     def get(self, endpoint, **params):
         return self.client.get(BASE + endpoint, params, HTTP_AUTHORIZATION=self.auth)
 
-    def post(self, endpoint, body, raw=None):
+    def post(self, endpoint, body, raw=None, key=None):
+        headers = {"Idempotency-Key": key} if key else {}
         return self.client.post(
             BASE + endpoint,
             raw if raw is not None else json.dumps(body),
             content_type="application/json",
             HTTP_AUTHORIZATION=self.auth,
+            headers=headers,
         )
 
 
@@ -333,3 +335,55 @@ def test_credentials_are_for_admins_of_their_own_client(login, sm2, api_for):
     admin = login(sm2, "admin")
     assert admin.post(f"/settings/api-credentials/{theirs.pk}/revoke/").status_code == 404
     assert ApiCredential.objects.get(pk=theirs.pk).revoked_at is None
+
+
+def test_an_idempotency_key_replays_the_first_answer_without_a_second_change(api, monthly):
+    body = purchase_body(monthly)
+    first = api.post("createpurchase", body, key="order-7")
+    again = api.post("createpurchase", body, key="order-7")
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert Purchase.objects.filter(customer__email="b2b@example.com").count() == 1
+    other = api.post(
+        "createpurchase", purchase_body(monthly, ConfirmAutoRenewal=True), key="order-7"
+    )
+    assert other.status_code == 409 and "different request" in other.json()["ResultMessage"]
+    fresh_key = api.post("createpurchase", body, key="order-8")
+    assert fresh_key.json()["PurchaseId"] != first.json()["PurchaseId"]
+
+
+def test_a_refusal_is_replayed_too_and_renewal_charges_once(api, sub):
+    renew = {"SubscriptionId": sub.pk}
+    first = api.post("renewsubscription", renew, key="renew-1")
+    second = api.post("renewsubscription", renew, key="renew-1")
+    assert first.json() == second.json() and fresh(sub).last_interval_no == 2
+    bad = {"SubscriptionId": sub.pk, "Items": [9]}
+    assert api.post("deactivatesubscriptionitems", bad, key="d-1").status_code == 404
+    assert api.post("deactivatesubscriptionitems", bad, key="d-1").status_code == 404
+
+
+def test_keys_belong_to_one_credential(api_for, sm2, monthly):
+    one, two = api_for(sm2, "one"), api_for(sm2, "two")
+    one.post("createpurchase", purchase_body(monthly), key="k")
+    two.post("createpurchase", purchase_body(monthly), key="k")
+    assert Purchase.objects.filter(customer__email="b2b@example.com").count() == 2
+
+
+def test_over_the_rate_limit_is_429(api, sub, settings):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    from subscriptions.api.auth import CredentialRateThrottle
+
+    from django.core.cache import cache
+
+    cache.clear()  # throttle history of earlier tests
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "credential": "3/min"}
+    original = SimpleRateThrottle.THROTTLE_RATES
+    CredentialRateThrottle.THROTTLE_RATES = rates
+    try:
+        answers = [api.get("getsubscription", subscriptionId=sub.pk) for _ in range(4)]
+    finally:
+        CredentialRateThrottle.THROTTLE_RATES = original
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert "throttled" in answers[-1].json()["ResultMessage"].lower()
