@@ -1,7 +1,7 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import schema, views  # noqa: F401 - schema registers the auth scheme
 
 ENDPOINTS = [
     "createpurchase",
@@ -19,4 +19,5 @@ urlpatterns = [
     *(path(f"subscription/{name}", getattr(views, name), name=f"api-{name}") for name in ENDPOINTS),
     path("subscription/<str:name>", views.unknown_endpoint),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -90,6 +92,21 @@ class PurchaseInput(serializers.Serializer):
     GenerateMail = serializers.BooleanField(default=True)
 
 
+# --- what the schema says -------------------------------------------------------------
+
+ANSWERS = {code: OpenApiTypes.OBJECT for code in (200, 400, 401, 404, 409, 429)}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="The same key with the same body returns the first answer.",
+)
+
+
+def documented(request: type[serializers.Serializer]) -> Any:
+    return extend_schema(request=request, responses=ANSWERS, parameters=[IDEMPOTENCY_KEY])
+
+
 # --- helpers -----------------------------------------------------------------------
 
 
@@ -143,6 +160,13 @@ def _subscriptions_of(sub: Subscription) -> Subscription:
 # --- reads -------------------------------------------------------------------------
 
 
+@extend_schema(
+    parameters=[
+        OpenApiParameter("subscriptionId", str, required=True, description="S1042 or 1042"),
+        OpenApiParameter("isCurrent", bool),
+    ],
+    responses=ANSWERS,
+)
 @api_view(["GET"])
 def getsubscription(request: Request) -> Response:
     value = request.query_params.get("subscriptionId", "")
@@ -162,6 +186,10 @@ CUSTOMER_KEYS = {
 }
 
 
+@extend_schema(
+    parameters=[OpenApiParameter(name, str) for name in CUSTOMER_KEYS],
+    responses=ANSWERS,
+)
 @api_view(["GET"])
 def getsubscriptionsforcustomer(request: Request) -> Response:
     given = {k: v for k, v in request.query_params.items() if k in CUSTOMER_KEYS and v}
@@ -188,6 +216,7 @@ def getsubscriptionsforcustomer(request: Request) -> Response:
 # --- changes -----------------------------------------------------------------------
 
 
+@documented(RenewalTypeInput)
 @api_view(["POST"])
 @idempotent
 def updatesubscriptionrenewaltype(request: Request) -> Response:
@@ -202,6 +231,7 @@ def updatesubscriptionrenewaltype(request: Request) -> Response:
     return _ok(sub)
 
 
+@documented(DeactivateInput)
 @api_view(["POST"])
 @idempotent
 def deactivatesubscriptionitems(request: Request) -> Response:
@@ -217,6 +247,7 @@ def deactivatesubscriptionitems(request: Request) -> Response:
     return _ok(sub)
 
 
+@documented(ItemsInput)
 @api_view(["POST"])
 @idempotent
 def reinstatesubscriptionitems(request: Request) -> Response:
@@ -231,6 +262,7 @@ def reinstatesubscriptionitems(request: Request) -> Response:
     return _ok(sub)
 
 
+@documented(RemoveInput)
 @api_view(["POST"])
 @idempotent
 def removesubscriptionitem(request: Request) -> Response:
@@ -240,6 +272,7 @@ def removesubscriptionitem(request: Request) -> Response:
     return _ok(sub)
 
 
+@documented(NextBillingDateInput)
 @api_view(["POST"])
 @idempotent
 def updatenextbillingdate(request: Request) -> Response:
@@ -260,6 +293,7 @@ def updatenextbillingdate(request: Request) -> Response:
     return _ok(sub)
 
 
+@documented(RenewInput)
 @api_view(["POST"])
 @idempotent
 def renewsubscription(request: Request) -> Response:
@@ -282,6 +316,7 @@ def renewsubscription(request: Request) -> Response:
     )
 
 
+@documented(PurchaseInput)
 @api_view(["POST"])
 @idempotent
 def createpurchase(request: Request) -> Response:
@@ -333,6 +368,7 @@ def createpurchase(request: Request) -> Response:
     )
 
 
+@extend_schema(exclude=True)
 @api_view(["GET", "POST"])
 def unknown_endpoint(request: Request, name: str) -> Response:
     raise NotFound(f"There is no endpoint {name!r}.")

@@ -370,12 +370,11 @@ def test_keys_belong_to_one_credential(api_for, sm2, monthly):
 
 
 def test_over_the_rate_limit_is_429(api, sub, settings):
+    from django.core.cache import cache
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
     from subscriptions.api.auth import CredentialRateThrottle
-
-    from django.core.cache import cache
 
     cache.clear()  # throttle history of earlier tests
     rates = {**api_settings.DEFAULT_THROTTLE_RATES, "credential": "3/min"}
@@ -387,3 +386,9 @@ def test_over_the_rate_limit_is_429(api, sub, settings):
         CredentialRateThrottle.THROTTLE_RATES = original
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert "throttled" in answers[-1].json()["ResultMessage"].lower()
+
+
+def test_the_docs_page_is_served_without_a_cdn(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "swagger-ui" in page and "/static/drf_spectacular_sidecar/" in page
+    assert "cdn" not in page.lower()
