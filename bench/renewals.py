@@ -225,6 +225,7 @@ def run_engine(
         CELERY_BROKER_URL=BROKER,
         CELERY_TASK_DEFAULT_QUEUE=queue,
         CELERY_EMAIL_QUEUE=f"{queue}-emails",
+        CELERY_NOTIFICATION_QUEUE=f"{queue}-notifications",
         DEBUG="false",
         EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
         **env,

@@ -395,3 +395,71 @@ class OutboxNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a client wants its notifications (SPEC 7): a URL, the types it
+    wants (none = all), and the secret its deliveries are signed with (kept,
+    since signing needs it; shown to the admin once, rotatable)."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500)
+    types = models.JSONField(default=list, blank=True, help_text="Empty: every type")
+    is_active = models.BooleanField(default=True)
+    secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @staticmethod
+    def new_secret() -> str:
+        return f"whsec_{secrets.token_urlsafe(24)}"
+
+    def wants(self, notification_type: str) -> bool:
+        return self.is_active and (not self.types or notification_type in self.types)
+
+
+class WebhookDelivery(models.Model):
+    """One notification to one endpoint: its attempts and the last answer."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    notification = models.ForeignKey(
+        OutboxNotification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_response = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "endpoint"], name="one_delivery_per_endpoint"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="delivery_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification_id} -> {self.endpoint_id} ({self.status})"

@@ -154,7 +154,13 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery"
 # Customer e-mails have a queue of their own, so that rendering and sending a
 # backlog of receipts never delays renewals (and the other way round).
 CELERY_EMAIL_QUEUE = os.environ.get("CELERY_EMAIL_QUEUE", "emails")
-CELERY_TASK_ROUTES = {"customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE}}
+CELERY_NOTIFICATION_QUEUE = os.environ.get("CELERY_NOTIFICATION_QUEUE", "notifications")
+CELERY_TASK_ROUTES = {
+    "customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE},
+    "commerce.tasks.deliver_notifications": {"queue": CELERY_NOTIFICATION_QUEUE},
+}
+# Webhooks (SPEC 7): seconds to wait for a receiver's answer.
+WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 # A late-acked task whose worker died is handed out again after this long.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 

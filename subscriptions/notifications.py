@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from commerce import webhooks
 from commerce.models import OutboxNotification, Purchase, PurchaseItem
 from customers.emails import queue_for_notification
 
@@ -106,6 +107,7 @@ def queue(
         generate_mail=generate_mail,
         created_at=at,
     )
+    webhooks.deliver_after_commit()
     if generate_mail:
         queue_for_notification(
             notification, subscription=purchase.subscription, purchase=purchase, at=at

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import connection
 
+from commerce import webhooks
 from customers.emails import SUBJECTS
 from customers.models import CustomerEmail, PaymentMethod
 
@@ -270,5 +271,7 @@ def record_paid(paid: list[tuple[int, str]], *, at: datetime) -> int:
             [sub_ids],
         )
         cursor.execute(RECORD_PAID, params)
-        recorded, _renewed = cursor.fetchone()
+        recorded, renewed = cursor.fetchone()
+    if renewed:
+        webhooks.deliver_after_commit()
     return int(recorded)

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from commerce import webhooks
 from commerce.bulk import insert_rows, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult, Outcome, get_gateway
 from commerce.models import Client, OutboxNotification, Purchase, PurchaseItem
@@ -537,6 +538,8 @@ class _Outputs:
             update_rows(self.changed_items, ["status", "deactivation_date", "end_date"])
         insert_rows(self.history)
         insert_rows(self.outbox)
+        if self.outbox:
+            webhooks.deliver_after_commit()
         if self.emails:
             insert_rows(self.emails)
             emails.deliver_after_commit()
@@ -593,6 +596,8 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
             )
         update_rows(due, ["reminded_interval_no"])
         insert_rows(out.outbox)
+        if out.outbox:
+            webhooks.deliver_after_commit()
         if out.emails:
             insert_rows(out.emails)
             emails.deliver_after_commit()

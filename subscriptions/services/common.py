@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from commerce import webhooks
 from commerce.models import OutboxNotification, Purchase
 from customers.emails import queue_for_notification
 from customers.models import Customer
@@ -161,6 +162,7 @@ def record(
             generate_mail=generate_mail,
             created_at=at,
         )
+        webhooks.deliver_after_commit()
         if generate_mail:
             queue_for_notification(notification, subscription=sub, purchase=purchase, at=at)
     locked.before = after

@@ -53,6 +53,7 @@ class Workers:
             DATABASE_URL=self.db_url,
             CELERY_TASK_DEFAULT_QUEUE=self.queue,
             CELERY_EMAIL_QUEUE=self.queue,
+            CELERY_NOTIFICATION_QUEUE=self.queue,
             COMMERCE_VAR_DIR=str(self.tmp_path),
             **{k: str(v) for k, v in env.items()},
         )

@@ -1,0 +1,162 @@
+"""Webhook delivery of the notification outbox (SPEC 7).
+
+A state change writes its ``OutboxNotification`` in its own transaction; after
+commit a worker (``commerce.tasks.deliver_notifications``, also run by beat
+every minute, so nothing is lost if a trigger is) does two things:
+
+1. **fan out**: each undelivered outbox row becomes one ``WebhookDelivery``
+   per active endpoint of its client that wants its type (unique per
+   notification and endpoint), and the row is marked handed over;
+2. **send**: due deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` and a
+   lease, POSTed outside any transaction, and the answer recorded. 2xx is
+   delivered; anything else or a timeout is tried again with exponential
+   backoff — at most 24 attempts within 48 hours, then failed.
+
+The body is ``{"meta": {"type", "id", "date"}, ...payload}``; the header
+``X-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` is signed
+with the endpoint's secret. The notification ``id`` is stable, so receivers
+can drop duplicates (a delivery may be sent twice if a worker dies between
+sending and recording).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import OutboxNotification, WebhookDelivery, WebhookEndpoint
+
+MAX_ATTEMPTS = 24
+LEASE = timedelta(minutes=5)  # a claimed delivery is not claimed again for this long
+D = WebhookDelivery.Status
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: 15 s doubling, at most 3 hours
+    (23 waits add up to about 43 hours, inside the 48 of SPEC 7)."""
+    return timedelta(seconds=min(15 * 2 ** (attempts - 1), 3 * 3600))
+
+
+def body_of(notification: OutboxNotification) -> bytes:
+    meta = {
+        "type": notification.type,
+        "id": str(notification.id),
+        "date": notification.created_at.isoformat().replace("+00:00", "Z"),
+    }
+    return json.dumps({"meta": meta, **notification.payload}, separators=(",", ":")).encode()
+
+
+def signature(secret: str, body: bytes, at: int) -> str:
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def deliver_after_commit() -> None:
+    from .tasks import deliver_notifications
+
+    transaction.on_commit(deliver_notifications.delay, robust=True)
+
+
+def fan_out(limit: int = 1000) -> int:
+    """Turn undelivered outbox rows into deliveries; returns the rows handled."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            OutboxNotification.objects.select_for_update(skip_locked=True)
+            .filter(delivered_at__isnull=True)
+            .order_by("created_at")[:limit]
+        )
+        if not rows:
+            return 0
+        endpoints: dict[int, list[WebhookEndpoint]] = {}
+        for endpoint in WebhookEndpoint.objects.filter(
+            client_id__in={r.client_id for r in rows}, is_active=True
+        ):
+            endpoints.setdefault(endpoint.client_id, []).append(endpoint)
+        WebhookDelivery.objects.bulk_create(
+            [
+                WebhookDelivery(notification=row, endpoint=endpoint, next_attempt_at=now)
+                for row in rows
+                for endpoint in endpoints.get(row.client_id, [])
+                if endpoint.wants(row.type)
+            ],
+            ignore_conflicts=True,
+        )
+        OutboxNotification.objects.filter(pk__in=[r.pk for r in rows]).update(delivered_at=now)
+    return len(rows)
+
+
+def send_due(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Send the deliveries that are due; returns how many were tried."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=D.PENDING, next_attempt_at__lte=now)
+            .select_related("notification", "endpoint")
+            .order_by("next_attempt_at")[:limit]
+        )
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in due]).update(
+            next_attempt_at=now + LEASE
+        )
+    for delivery in due:
+        _send(delivery, now)
+    return len(due)
+
+
+def _send(delivery: WebhookDelivery, now: datetime) -> None:
+    body = body_of(delivery.notification)
+    request = urllib.request.Request(
+        delivery.endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "CommerceAssistant-Webhooks/1.0",
+            "X-Signature": signature(delivery.endpoint.secret, body, int(time.time())),
+        },
+    )
+    code: int | None
+    try:
+        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as answer:
+            code, text = answer.status, answer.read(500).decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        code, text = error.code, error.read(500).decode(errors="replace")
+    except (OSError, ValueError) as error:  # refused, timed out, bad URL
+        code, text = None, f"{type(error).__name__}: {error}"
+    _record(delivery, code, text, now)
+
+
+def _record(delivery: WebhookDelivery, code: int | None, text: str, now: datetime) -> None:
+    attempts = delivery.attempts + 1
+    fields: dict[str, object] = {
+        "attempts": attempts,
+        "last_attempt_at": now,
+        "last_status_code": code,
+        "last_response": text[:500],
+    }
+    if code is not None and 200 <= code < 300:
+        fields |= {"status": D.DELIVERED, "delivered_at": now}
+    elif attempts >= MAX_ATTEMPTS:
+        fields["status"] = D.FAILED
+    else:
+        fields["next_attempt_at"] = now + backoff(attempts)
+    # Only the attempt that claimed it records (a resend meanwhile starts anew).
+    WebhookDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).update(**fields)
+
+
+def resend(delivery: WebhookDelivery) -> None:
+    """Send again now, with a fresh budget of attempts (staff's Resend)."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=D.PENDING, attempts=0, next_attempt_at=timezone.now()
+    )
+    deliver_after_commit()
