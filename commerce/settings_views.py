@@ -13,7 +13,7 @@ from subscriptions import services
 from subscriptions.errors import DomainError
 
 from .access import HtmxHttpRequest, client_of, staff_actor, staff_required
-from .models import ApiCredential
+from .models import ApiCredential, WebhookEndpoint
 
 
 @require_GET
@@ -21,7 +21,12 @@ from .models import ApiCredential
 def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     client = client_of(request)
     credentials = ApiCredential.objects.filter(client=client).select_related("created_by")
-    return render(request, "settings/index.html", {"client": client, "credentials": credentials})
+    endpoints = WebhookEndpoint.objects.filter(client=client)
+    return render(
+        request,
+        "settings/index.html",
+        {"client": client, "credentials": credentials, "endpoints": endpoints},
+    )
 
 
 @require_POST

@@ -5,7 +5,7 @@ from django.urls import include, path
 from customers import views as customer_views
 from subscriptions import views as subscription_views
 
-from . import checkout, settings_views, views
+from . import checkout, notification_views, settings_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -38,6 +38,23 @@ urlpatterns = [
         "settings/api-credentials/<int:pk>/revoke/",
         settings_views.revoke_api_credential,
         name="api-credential-revoke",
+    ),
+    path("notifications/", notification_views.notifications, name="notifications"),
+    path(
+        "notifications/deliveries/<int:pk>/resend/",
+        notification_views.resend,
+        name="delivery-resend",
+    ),
+    path("settings/webhooks/new/", notification_views.endpoint_create, name="endpoint-create"),
+    path(
+        "settings/webhooks/<int:pk>/rotate/",
+        notification_views.endpoint_rotate,
+        name="endpoint-rotate",
+    ),
+    path(
+        "settings/webhooks/<int:pk>/toggle/",
+        notification_views.endpoint_toggle,
+        name="endpoint-toggle",
     ),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
     path("api/", include("subscriptions.api.urls")),

@@ -17,7 +17,7 @@ from subscriptions.views import billing_context, history_context
 
 from .access import HtmxHttpRequest, client_of, membership_of, staff_required
 from .filters import PurchaseFilter
-from .models import Client, OutboxNotification, Purchase
+from .models import Client, OutboxNotification, Purchase, WebhookDelivery
 from .paging import paginate
 from .tables import PurchaseTable
 
@@ -164,7 +164,13 @@ def _tab_context(
         return {"related": related.select_related("payment_method").order_by("-created_at")[:50]}
     if tab == "notifications":
         notes = OutboxNotification.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))
-        return {"notifications": notes.order_by("-created_at")[:100]}
+        deliveries = WebhookDelivery.objects.filter(notification__in=notes).select_related(
+            "notification", "endpoint"
+        )
+        return {
+            "notifications": notes.order_by("-created_at")[:100],
+            "deliveries": deliveries.order_by("-created_at", "-id")[:100],
+        }
     if tab == "emails":
         emails = CustomerEmail.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))
         return {"emails": emails.order_by("-created_at", "-id")[:100]}

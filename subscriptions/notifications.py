@@ -25,6 +25,23 @@ CHARGEBACK = "ChargebackNotification"
 REMINDER_CHARGE = "SubscriptionReminderChargeNotification"
 REMINDER_OFFLINE = "SubscriptionReminderOfflinePayNotification"
 REMINDER_CARD_EXPIRING = "SubscriptionReminderPayOptExpNotification"
+TYPES = [
+    PAID_ORDER,
+    NEW_OFFLINE_PAYMENT,
+    PAYMENT_DECLINED,
+    BILLING_CANCELED,
+    BILLING_REINSTATED,
+    RENEWAL_TYPE_CHANGED,
+    BILLING_DATE_EXTENDED,
+    ON_GRACE,
+    ON_HOLD,
+    REFUND,
+    PARTIAL_REFUND,
+    CHARGEBACK,
+    REMINDER_CHARGE,
+    REMINDER_OFFLINE,
+    REMINDER_CARD_EXPIRING,
+]
 
 
 def _date(value: Any) -> str | None:

@@ -20,6 +20,7 @@ from commerce.models import OutboxNotification, WebhookDelivery, WebhookEndpoint
 from commerce.tasks import deliver_notifications
 from subscriptions import services
 from tests.conftest import STAFF, subscribe
+from tests.subscriptions.test_renewal_workers import workers  # noqa: F401 - a fixture
 
 
 class Receiver:
@@ -207,3 +208,97 @@ def test_a_committed_change_is_delivered_after_commit_and_a_rolled_back_one_neve
     assert not OutboxNotification.objects.filter(
         type="SubscriptionRenewalTypeChangedNotification"
     ).exists()
+
+
+def test_an_admin_adds_an_endpoint_sees_its_secret_once_and_rotates_it(login, sm2, receiver):
+    admin = login(sm2, "admin")
+    page = admin.post(
+        "/settings/webhooks/new/",
+        {"url": receiver.url, "types": ["PaidOrderNotification"]},
+    ).content.decode()
+    endpoint = WebhookEndpoint.objects.get(client=sm2)
+    assert endpoint.types == ["PaidOrderNotification"] and endpoint.secret in page
+    settings_page = admin.get("/settings/").content.decode()
+    assert receiver.url in settings_page and endpoint.secret not in settings_page
+    rotated = admin.post(f"/settings/webhooks/{endpoint.pk}/rotate/").content.decode()
+    old, endpoint = endpoint.secret, WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert endpoint.secret != old and endpoint.secret in rotated
+    admin.post(f"/settings/webhooks/{endpoint.pk}/toggle/")
+    assert not WebhookEndpoint.objects.get(pk=endpoint.pk).is_active
+    bad = admin.post("/settings/webhooks/new/", {"url": "not a url"})
+    assert bad.status_code == 200 and "Enter a valid URL" in bad.content.decode()
+
+
+def test_endpoints_are_for_admins_of_their_own_client(login, sm1, sm2, receiver):
+    theirs = WebhookEndpoint.objects.create(client=sm1, url=receiver.url, secret="s")
+    assert (
+        login(sm2, "support").post("/settings/webhooks/new/", {"url": receiver.url}).status_code
+        == 403
+    )
+    admin = login(sm2, "admin")
+    assert admin.post(f"/settings/webhooks/{theirs.pk}/rotate/").status_code == 404
+    assert WebhookEndpoint.objects.get(pk=theirs.pk).secret == "s"
+
+
+def test_the_notifications_page_and_tab_list_deliveries_and_support_resends(
+    login, sm2, monthly, endpoint, receiver
+):
+    receiver.status = 500
+    subscribe(sm2, monthly)
+    deliver()
+    delivery = WebhookDelivery.objects.get()
+    viewer = login(sm2, "viewer")
+    listing = viewer.get("/notifications/").content.decode()
+    assert "PaidOrderNotification" in listing and "500" in listing and "Resend" not in listing
+    assert viewer.post(f"/notifications/deliveries/{delivery.pk}/resend/").status_code == 403
+    support = login(sm2, "support")
+    tab = support.get(f"/purchases/{delivery.notification.purchase_id}/notifications/")
+    assert "Resend" in tab.content.decode() and receiver.url in tab.content.decode()
+    receiver.status = 200
+    support.post(f"/notifications/deliveries/{delivery.pk}/resend/")
+    webhooks.send_due()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+    failed_only = support.get("/notifications/?status=failed").content.decode()
+    assert "No deliveries." in failed_only
+
+
+def test_another_clients_delivery_cannot_be_resent(login, sm1, sm2, receiver):
+    from tests.factories import ProductFactory
+
+    WebhookEndpoint.objects.create(client=sm1, url=receiver.url, secret="s")
+    subscribe(sm1, ProductFactory(client=sm1), email="x@example.com")
+    deliver()
+    theirs = WebhookDelivery.objects.get()
+    assert (
+        login(sm2, "support").post(f"/notifications/deliveries/{theirs.pk}/resend/").status_code
+        == 404
+    )
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+def test_notifications_written_while_no_worker_runs_go_out_when_one_starts(
+    workers,  # noqa: F811 - the fixture imported above
+    sm2,
+    monthly,
+    endpoint,
+    receiver,
+):
+    """The after-commit task waits in Redis; the worker started later sends it."""
+    from commerce import celery_app
+    from tests.subscriptions.test_renewal_workers import wait_for
+
+    routes = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {"commerce.tasks.deliver_notifications": {"queue": workers.queue}}
+    try:
+        sub = subscribe(sm2, monthly)  # committed; no worker is running
+        switch(sub)
+        assert receiver.received == []
+        workers.start(concurrency=1)
+        wait_for(lambda: len(receiver.received) == 2, "both notifications at the receiver")
+    finally:
+        celery_app.conf.task_routes = routes
+    types = sorted(b["meta"]["type"] for b in receiver.bodies())
+    assert types == ["PaidOrderNotification", "SubscriptionRenewalTypeChangedNotification"]
+    assert all(verify(endpoint.secret, h["X-Signature"], b) for h, b in receiver.received)
