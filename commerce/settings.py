@@ -111,6 +111,16 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 
+# The API's rate limit counts calls in the cache: per process unless
+# CACHE_URL (redis://...) makes it shared by every web process.
+if os.environ.get("CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CACHE_URL"],
+        }
+    }
+
 # --- Subscription API (SPEC 6) ---------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["subscriptions.api.auth.CredentialAuthentication"],

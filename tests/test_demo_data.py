@@ -40,3 +40,17 @@ def test_loading_twice_adds_nothing(db):
     count = Subscription.objects.count()
     call_command("load_demo", customers=2)
     assert Subscription.objects.count() == count
+
+
+def test_demo_api_credentials_work_as_printed(db, client, capsys):
+    import base64
+
+    call_command("load_demo", customers=3)
+    assert "ak_demo_contoso / contoso-api-secret" in capsys.readouterr().out
+    sub = Subscription.objects.filter(client__slug="contoso").first()
+    token = base64.b64encode(b"ak_demo_contoso:contoso-api-secret").decode()
+    answer = client.get(
+        f"/api/subscription/getsubscription?subscriptionId={sub.display_id}",
+        HTTP_AUTHORIZATION=f"Basic {token}",
+    )
+    assert answer.status_code == 200 and answer.json()["Subscription"]["Id"] == sub.display_id

@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from commerce.gateway import CARD_APPROVED, CARD_DECLINES_AFTER_FIRST
-from commerce.models import Client, Product, StaffMembership
+from commerce.models import ApiCredential, Client, Product, StaffMembership
 from subscriptions import services
 from subscriptions.models import Subscription
 
@@ -49,6 +49,13 @@ class Command(BaseCommand):
             rng = random.Random(seed)
             now = timezone.now()
             classic, modern = _clients()
+            for client in (classic, modern):  # demo secrets, printed below
+                ApiCredential.objects.create(
+                    client=client,
+                    label="Demo integration",
+                    key_id=f"ak_demo_{client.slug}",
+                    secret_sha256=ApiCredential.hash(f"{client.slug}-api-secret"),
+                )
             for client in (classic, modern):
                 for no in range(customers):
                     _one_customer(client, no, rng, now)
@@ -74,6 +81,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {m.user.username} / {m.user.username}-pass   ({m.role} at {m.client.name})"
             )
+        self.stdout.write("\nSubscription API (HTTP Basic, docs at /api/docs/):")
+        for c in ApiCredential.objects.filter(key_id__startswith="ak_demo_").select_related(
+            "client"
+        ):
+            self.stdout.write(f"  {c.key_id} / {c.client.slug}-api-secret   ({c.client.name})")
 
 
 def _clients() -> tuple[Client, Client]:
