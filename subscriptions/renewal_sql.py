@@ -92,6 +92,9 @@ WITH claimed AS MATERIALIZED (
            0, c.payment_method_id, 0, '', '', %(as_of)s, NULL
     FROM claimed c
     WHERE c.plain AND c.purchase_id IS NULL
+    -- A claim that committed after this statement's snapshot opened it
+    -- already: that worker is charging it, so this one leaves it.
+    ON CONFLICT (subscription_id, interval_no) WHERE category = 'renewal' DO NOTHING
     RETURNING id, subscription_id, interval_no, total
 ), lines AS (
     INSERT INTO commerce_purchaseitem (purchase_id, running_no, product_id, quantity,
@@ -234,6 +237,8 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
             special.append(sub_id)
             continue
         if pk is None:
+            if sub_id not in opened:
+                continue  # opened by a concurrent claim (see CLAIM): skipped here
             (pk, total), attempts = opened[sub_id], 0
         method = PaymentMethod(pk=pm_id, kind=kind, card_number=card)
         plain.append(Claim(sub_id, pk, interval_no, attempts, total, currency, method))

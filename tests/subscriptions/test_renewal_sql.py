@@ -186,3 +186,24 @@ def test_a_charge_recorded_by_another_batch_is_skipped_not_renewed_twice(
     sub = fresh(sub)
     assert (sub.last_interval_no, sub.history.filter(event_code="renewed").count()) == (2, 1)
     assert Purchase.objects.get(pk=claims[0].purchase_id).charge_attempts == 1
+
+
+def test_a_claim_whose_insert_met_a_concurrent_claims_purchase_skips_it(
+    sm2, monthly, needs_postgres, monkeypatch
+):
+    """A claim whose snapshot predates another claim's commit sees no
+    purchase, so it tries to open one; ON CONFLICT leaves it to the other
+    claim (a worker race seen with two sweeps at once). Here the statement's
+    answer is the one such a claim gets: the row, and no purchase opened."""
+    from subscriptions import renewal_sql
+
+    sub = subscribe(sm2, monthly)
+    monkeypatch.setattr(
+        renewal_sql,
+        "CLAIM",
+        "SELECT 'c', (%(ids)s::bigint[])[1], 2, 'EUR', 1, 'card', '4242424242424242', "
+        "NULL::bigint, NULL::int, NULL::numeric, true WHERE %(as_of)s IS NOT NULL",
+    )
+    outcome = renewals.charge_batch([sub.pk], as_of=FEB28)
+    assert (outcome.counts["skipped"], outcome.counts["charged"]) == (1, 0)
+    assert not GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").exists()
