@@ -7,7 +7,7 @@ Workflows that touch several rows live in ``subscriptions.services``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -218,6 +218,15 @@ class Subscription(models.Model):
                 f"Subscription {self.display_id} was changed by someone else; nothing was changed."
             )
         self.row_version += 1
+
+    def reminder_date(self, items: list[SubscriptionItem]) -> datetime:
+        """When the renewal reminder is due: ``reminder_days`` before the
+        billing date, the smallest product override, else the client's."""
+        days = min(
+            (i.product.reminder_days for i in items if i.product.reminder_days is not None),
+            default=self.client.reminder_days,
+        )
+        return self.next_billing_date - timedelta(days=days)
 
     def snapshot(self, items: list[SubscriptionItem]) -> dict[str, Any]:
         """The values a history entry records before and after a change."""

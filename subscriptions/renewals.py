@@ -567,15 +567,7 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
         out = _Outputs(as_of)
         due = []
         for sub in subs:
-            days = min(
-                (
-                    i.product.reminder_days
-                    for i in items[sub.pk]
-                    if i.product.reminder_days is not None
-                ),
-                default=sub.client.reminder_days,
-            )
-            if sub.next_billing_date - timedelta(days=days) > as_of:
+            if sub.reminder_date(items[sub.pk]) > as_of:
                 continue
             sub.reminded_interval_no = sub.last_interval_no + 1
             due.append(sub)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from commerce.models import PurchaseItem
-from commerce.money import quantize
+from commerce.money import split_vat
 
 from ..models import Subscription, SubscriptionItem
 
@@ -15,13 +14,6 @@ from ..models import Subscription, SubscriptionItem
 def rfc3339(value: datetime | None) -> str | None:
     """UTC, second precision, ``Z``."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-def prices(gross: Decimal, currency: str, vat_rate: Decimal) -> dict[str, str]:
-    """Stored prices are what the customer pays (gross); the client's one VAT
-    rate splits them (SPEC 6.3 decision), rounded half-up per currency."""
-    net = quantize(gross / (1 + vat_rate / 100), currency)
-    return {"Gross": str(quantize(gross, currency)), "Net": str(net), "Vat": str(gross - net)}
 
 
 def subscription_object(sub: Subscription) -> dict[str, Any]:
@@ -40,10 +32,6 @@ def subscription_object(sub: Subscription) -> dict[str, Any]:
                 "SubscriptionIntervalNo": interval_no,
             }
         )
-    reminder_days = min(
-        (i.product.reminder_days for i in items if i.product.reminder_days is not None),
-        default=client.reminder_days,
-    )
     return {
         "Id": sub.display_id,
         "SubscriptionStatus": sub.status,
@@ -54,7 +42,7 @@ def subscription_object(sub: Subscription) -> dict[str, Any]:
         "StartDate": rfc3339(sub.start_date),
         "EndDate": rfc3339(sub.end_date),
         "NextBillingDate": rfc3339(sub.next_billing_date),
-        "NextBillingDateReminder": rfc3339(sub.next_billing_date - timedelta(days=reminder_days)),
+        "NextBillingDateReminder": rfc3339(sub.reminder_date(items)),
         "GracePeriodDays": client.grace_period_days,
         "IntervalMonthCount": sub.interval_months,
         "IntervalDayCount": sub.interval_days,
@@ -66,7 +54,7 @@ def subscription_object(sub: Subscription) -> dict[str, Any]:
 
 
 def _item(item: SubscriptionItem, sub: Subscription, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    price = prices(item.unit_price * item.quantity, sub.currency, sub.client.vat_rate)
+    gross, net, vat = split_vat(item.unit_price * item.quantity, sub.currency, sub.client.vat_rate)
     return {
         "RunningNo": item.running_no,
         "Version": item.version,
@@ -80,9 +68,9 @@ def _item(item: SubscriptionItem, sub: Subscription, lines: list[dict[str, Any]]
         "StartDate": rfc3339(item.start_date),
         "EndDate": rfc3339(item.end_date),
         "DeactivationDate": rfc3339(item.deactivation_date),
-        "NextBillingCustomerGrossPrice": price["Gross"],
-        "NextBillingCustomerNetPrice": price["Net"],
-        "NextBillingCustomerVatPrice": price["Vat"],
+        "NextBillingCustomerGrossPrice": str(gross),
+        "NextBillingCustomerNetPrice": str(net),
+        "NextBillingCustomerVatPrice": str(vat),
         "NextBillingCurrencyId": sub.currency,
         "SubscriptionPurchaseItems": lines,
     }

@@ -148,13 +148,10 @@ def _subscription(request: Request, value: str) -> Subscription:
     return sub
 
 
-def _ok(sub: Subscription, **extra: Any) -> Response:
-    fresh = _subscriptions_of(sub)
-    return Response({"ResultMessage": "OK", **extra, "Subscription": subscription_object(fresh)})
-
-
-def _subscriptions_of(sub: Subscription) -> Subscription:
-    return Subscription.objects.select_related("client", "customer").get(pk=sub.pk)
+def _ok(request: Request, sub: Subscription) -> Response:
+    """OK with the subscription as it is now (after the change)."""
+    fresh = _subscriptions(request).get(pk=sub.pk)
+    return Response({"ResultMessage": "OK", "Subscription": subscription_object(fresh)})
 
 
 # --- reads -------------------------------------------------------------------------
@@ -228,7 +225,7 @@ def updatesubscriptionrenewaltype(request: Request) -> Response:
         actor=_actor(request),
         generate_mail=data["GenerateMail"],
     )
-    return _ok(sub)
+    return _ok(request, sub)
 
 
 @documented(DeactivateInput)
@@ -244,7 +241,7 @@ def deactivatesubscriptionitems(request: Request) -> Response:
         actor=_actor(request),
         generate_mail=data["GenerateMail"],
     )
-    return _ok(sub)
+    return _ok(request, sub)
 
 
 @documented(ItemsInput)
@@ -259,7 +256,7 @@ def reinstatesubscriptionitems(request: Request) -> Response:
         actor=_actor(request),
         generate_mail=data["GenerateMail"],
     )
-    return _ok(sub)
+    return _ok(request, sub)
 
 
 @documented(RemoveInput)
@@ -269,7 +266,7 @@ def removesubscriptionitem(request: Request) -> Response:
     data = _valid(RemoveInput, request)
     sub = _subscription(request, data["SubscriptionId"])
     services.remove_item(subscription=sub, running_no=data["RunningNumber"], actor=_actor(request))
-    return _ok(sub)
+    return _ok(request, sub)
 
 
 @documented(NextBillingDateInput)
@@ -290,7 +287,7 @@ def updatenextbillingdate(request: Request) -> Response:
         actor=_actor(request),
         generate_mail=data["GenerateMail"],
     )
-    return _ok(sub)
+    return _ok(request, sub)
 
 
 @documented(RenewInput)
@@ -305,7 +302,7 @@ def renewsubscription(request: Request) -> Response:
         actor=_actor(request),
         generate_mail=data["GenerateMail"],
     )
-    fresh = _subscriptions_of(sub)
+    fresh = _subscriptions(request).get(pk=sub.pk)
     return Response(
         {
             "ResultMessage": "OK" if outcome.status == "Success" else outcome.message,

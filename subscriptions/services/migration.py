@@ -206,7 +206,7 @@ def _migrate(
 # (data-modifying CTEs). The history rows' foreign-key checks then find the
 # subscriptions already updated by this transaction and lock nothing more,
 # which roughly halves the migration's writes. False runs the portable
-# statements instead (tests compare the two).
+# statements instead (the tests run both on PostgreSQL).
 USE_CTES = True
 
 
@@ -221,6 +221,20 @@ class _Sql:
     )
 
     AFTER_STATUS = "CASE WHEN i.status = 'AwaitingReinstate' THEN 'Active' ELSE i.status END"
+    # What each group's subscriptions become (``s`` is the row), and the
+    # history entry's columns and fixed values; shared by both statement sets.
+    MANUAL_SET = (
+        "sm_version = '2.0', renewal_type = 'Manual', status = 'Active', "
+        "status_changed_at = %(at)s, end_date = NULL, row_version = s.row_version + 1"
+    )
+    AUTOMATIC_SET = (
+        "sm_version = '2.0', renewal_type = 'Automatic', row_version = s.row_version + 1"
+    )
+    HISTORY_INTO = (
+        "INSERT INTO subscriptions_historyentry (client_id, subscription_id, created_at, "
+        "actor_kind, actor_label, staff_user_id, event_code, summary, before, after) "
+    )
+    HISTORY_WHO = "%(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, 'migrateSM2'"
 
     def __init__(self, vendor: str) -> None:
         pg = vendor == "postgresql"
@@ -237,9 +251,7 @@ class _Sql:
             else f"(SELECT json(json_group_object(CAST(i.running_no AS TEXT), {after_status})) "
         ) + "FROM subscriptions_subscriptionitem i WHERE i.subscription_id = s.id)"
         self.MANUAL = (
-            "UPDATE subscriptions_subscription AS s SET sm_version = '2.0', "
-            "renewal_type = 'Manual', status = 'Active', status_changed_at = %(at)s, "
-            "end_date = NULL, row_version = s.row_version + 1 "
+            f"UPDATE subscriptions_subscription AS s SET {self.MANUAL_SET} "
             f"WHERE s.client_id = %(client)s AND s.sm_version = '1.0' AND {self.IS_MANUAL}"
         )
         # The items of the subscriptions just made Manual (marked by their
@@ -251,9 +263,8 @@ class _Sql:
             "AND renewal_type = 'Manual' AND status_changed_at = %(at)s)"
         )
         self.AUTOMATIC = (
-            "UPDATE subscriptions_subscription SET sm_version = '2.0', "
-            "renewal_type = 'Automatic', row_version = row_version + 1 "
-            "WHERE client_id = %(client)s AND sm_version = '1.0'"
+            f"UPDATE subscriptions_subscription AS s SET {self.AUTOMATIC_SET} "
+            "WHERE s.client_id = %(client)s AND s.sm_version = '1.0'"
         )
 
     @property
@@ -266,17 +277,13 @@ class _Sql:
             "FROM subscriptions_subscriptionitem i WHERE i.subscription_id = s.id) j "
             "WHERE s.client_id = %(client)s "
             f"AND s.sm_version = '1.0' AND {self.IS_MANUAL}), "
-            "subs AS (UPDATE subscriptions_subscription s SET sm_version = '2.0', "
-            "renewal_type = 'Manual', status = 'Active', status_changed_at = %(at)s, "
-            "end_date = NULL, row_version = s.row_version + 1 FROM manual m "
+            f"subs AS (UPDATE subscriptions_subscription s SET {self.MANUAL_SET} FROM manual m "
             "WHERE s.id = m.id RETURNING s.id), "
             "items AS (UPDATE subscriptions_subscriptionitem i SET status = 'Active', "
             "deactivation_date = NULL FROM manual m WHERE i.subscription_id = m.id "
             "AND i.status = 'AwaitingReinstate' RETURNING i.id), "
-            "history AS (INSERT INTO subscriptions_historyentry (client_id, subscription_id, "
-            "created_at, actor_kind, actor_label, staff_user_id, event_code, summary, before, "
-            "after) SELECT m.client_id, m.id, %(at)s, %(actor_kind)s, %(actor_label)s, "
-            "%(staff_user)s, 'migrateSM2', %(manual_summary)s, "
+            f"history AS ({self.HISTORY_INTO}"
+            f"SELECT m.client_id, m.id, {self.HISTORY_WHO}, %(manual_summary)s, "
             "jsonb_build_object('status', m.status, 'renewal_type', NULL, 'items', "
             "m.items_before), jsonb_build_object('status', 'Active', 'renewal_type', 'Manual', "
             "'items', m.items_after) FROM manual m RETURNING id) "
@@ -284,17 +291,16 @@ class _Sql:
             "(SELECT count(*) FROM history)"
         )
 
-    AUTOMATIC_WITH_HISTORY = (
-        "WITH subs AS (UPDATE subscriptions_subscription SET sm_version = '2.0', "
-        "renewal_type = 'Automatic', row_version = row_version + 1 "
-        "WHERE client_id = %(client)s AND sm_version = '1.0' RETURNING id, client_id), "
-        "history AS (INSERT INTO subscriptions_historyentry (client_id, subscription_id, "
-        "created_at, actor_kind, actor_label, staff_user_id, event_code, summary, before, "
-        "after) SELECT client_id, id, %(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, "
-        "'migrateSM2', %(automatic_summary)s, '{\"renewal_type\": null}', "
-        '\'{"renewal_type": "Automatic"}\' FROM subs RETURNING id) '
-        "SELECT (SELECT count(*) FROM subs), (SELECT count(*) FROM history)"
-    )
+    @property
+    def AUTOMATIC_WITH_HISTORY(self) -> str:  # noqa: N802 - a statement, like the others
+        return (
+            f"WITH subs AS (UPDATE subscriptions_subscription s SET {self.AUTOMATIC_SET} "
+            "WHERE s.client_id = %(client)s AND s.sm_version = '1.0' RETURNING s.id, s.client_id), "
+            f"history AS ({self.HISTORY_INTO}SELECT client_id, id, {self.HISTORY_WHO}, "
+            "%(automatic_summary)s, jsonb_build_object('renewal_type', NULL), "
+            "jsonb_build_object('renewal_type', 'Automatic') FROM subs RETURNING id) "
+            "SELECT (SELECT count(*) FROM subs), (SELECT count(*) FROM history)"
+        )
 
     def history(self) -> str:
         o = self.obj
@@ -308,10 +314,8 @@ class _Sql:
             f"'items', {self.items_after}) ELSE {o}('renewal_type', 'Automatic') END"
         )
         return (
-            "INSERT INTO subscriptions_historyentry (client_id, subscription_id, created_at, "
-            "actor_kind, actor_label, staff_user_id, event_code, summary, before, after) "
-            "SELECT s.client_id, s.id, %(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, "
-            f"'migrateSM2', CASE WHEN {manual} THEN %(manual_summary)s "
+            f"{self.HISTORY_INTO}SELECT s.client_id, s.id, {self.HISTORY_WHO}, "
+            f"CASE WHEN {manual} THEN %(manual_summary)s "
             f"ELSE %(automatic_summary)s END, {before}, {after} "
             "FROM subscriptions_subscription s "
             "WHERE s.client_id = %(client)s AND s.sm_version = '1.0'"

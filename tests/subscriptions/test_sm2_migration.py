@@ -18,6 +18,14 @@ from tests.factories import ProductFactory
 FEB28 = T0 + timedelta(days=28)
 
 
+@pytest.fixture(autouse=True, params=[True, False], ids=["ctes", "portable"])
+def statements(request, monkeypatch):
+    """Every test runs with PostgreSQL's two CTE statements and with the
+    portable five (on SQLite only the portable ones exist)."""
+    monkeypatch.setattr(migration, "USE_CTES", request.param)
+    return request.param
+
+
 @pytest.fixture
 def auto(sm1):
     return ProductFactory(client=sm1, name="Auto")
