@@ -27,6 +27,11 @@ from .objects import rfc3339, subscription_object
 
 # --- inputs ------------------------------------------------------------------------
 
+# Bounds, so that no number a client sends overflows a database column (a 400,
+# not a 500): ids fit a bigint, running numbers and quantities an integer.
+MAX_ID = 2**63 - 1
+MAX_INT = 2**31 - 1
+
 
 class ChangeInput(serializers.Serializer):
     SubscriptionId = serializers.CharField()
@@ -38,7 +43,9 @@ class RenewalTypeInput(ChangeInput):
 
 
 class ItemsInput(ChangeInput):
-    Items = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
+    Items = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_INT), allow_empty=False
+    )
 
 
 class DeactivateInput(ItemsInput):
@@ -46,7 +53,7 @@ class DeactivateInput(ItemsInput):
 
 
 class RemoveInput(ChangeInput):
-    RunningNumber = serializers.IntegerField(min_value=1)
+    RunningNumber = serializers.IntegerField(min_value=1, max_value=MAX_INT)
 
 
 class NextBillingDateInput(ChangeInput):
@@ -58,21 +65,23 @@ class RenewInput(ChangeInput):
 
 
 class CustomerInput(serializers.Serializer):
-    Email = serializers.EmailField()
-    FirstName = serializers.CharField(required=False, allow_blank=True, default="")
-    LastName = serializers.CharField(required=False, allow_blank=True, default="")
-    Company = serializers.CharField(required=False, allow_blank=True, default="")
-    ReferenceId = serializers.CharField(required=False, allow_blank=True, default="")
+    Email = serializers.EmailField(max_length=254)
+    FirstName = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    LastName = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    Company = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    ReferenceId = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
 
 
 class LineInput(serializers.Serializer):
-    ProductId = serializers.IntegerField(min_value=1)
-    Quantity = serializers.IntegerField(min_value=1, default=1)
+    ProductId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, default=1)
 
 
 class PaymentInput(serializers.Serializer):
     Type = serializers.ChoiceField(choices=["card", "invoice"])
-    CardNumber = serializers.CharField(required=False)
+    CardNumber = serializers.CharField(max_length=19, required=False)
     ExpiryMonth = serializers.IntegerField(required=False, min_value=1, max_value=12)
     ExpiryYear = serializers.IntegerField(required=False, min_value=2000, max_value=2200)
 
@@ -196,7 +205,7 @@ def getsubscriptionsforcustomer(request: Request) -> Response:
             fields={k: "Give exactly one of these." for k in CUSTOMER_KEYS},
         )
     key, value = next(iter(given.items()))
-    if key == "customerId" and not value.isdigit():
+    if key == "customerId" and not (value.isdigit() and int(value) <= MAX_ID):
         raise InvalidInput("customerId is a number.", fields={key: "Expected a number."})
     if key == "customerEmail":
         value = value.strip().lower()

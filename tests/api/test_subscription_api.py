@@ -392,3 +392,21 @@ def test_the_docs_page_is_served_without_a_cdn(client):
     page = client.get("/api/docs/").content.decode()
     assert "swagger-ui" in page and "/static/drf_spectacular_sidecar/" in page
     assert "cdn" not in page.lower()
+
+
+def test_numbers_too_large_for_the_database_are_400_not_500(api, monthly, sub):
+    huge = 2**70
+    body = purchase_body(monthly, Items=[{"ProductId": huge, "Quantity": huge}])
+    answer = api.post("createpurchase", body)
+    assert answer.status_code == 400
+    assert {"Items.0.ProductId", "Items.0.Quantity"} <= set(answer.json()["Errors"])
+    items = api.post("deactivatesubscriptionitems", {"SubscriptionId": sub.pk, "Items": [huge]})
+    assert items.status_code == 400
+    assert api.get("getsubscriptionsforcustomer", customerId=str(huge)).status_code == 400
+
+
+def test_text_too_long_for_its_column_is_400_not_500(api, monthly):
+    customer = {"Email": "long@example.com", "FirstName": "x" * 101, "ReferenceId": "r" * 101}
+    answer = api.post("createpurchase", purchase_body(monthly, Customer=customer))
+    assert answer.status_code == 400
+    assert {"Customer.FirstName", "Customer.ReferenceId"} <= set(answer.json()["Errors"])
