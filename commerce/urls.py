@@ -22,6 +22,11 @@ urlpatterns = [
         subscription_views.subscription_action,
         name="subscription-action",
     ),
+    path(
+        "subscriptions/<int:pk>/items/<slug:kind>/",
+        subscription_views.item_change,
+        name="subscription-item-change",
+    ),
     path("subscriptions/<int:pk>/notes/", subscription_views.add_note, name="subscription-note"),
     path("renewals/", subscription_views.renewal_runs, name="renewal-runs"),
     path("renewals/start/", subscription_views.start_renewal_run, name="renewal-run-start"),

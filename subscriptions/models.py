@@ -236,6 +236,10 @@ class Subscription(models.Model):
             "next_billing_date": self.next_billing_date.isoformat(),
             "last_interval_no": self.last_interval_no,
             "items": {str(i.running_no): i.status for i in items},
+            # What each item bills: product x quantity @ unit price (SPEC 6.3).
+            "lines": {
+                str(i.running_no): f"P{i.product_id} x {i.quantity} @ {i.unit_price}" for i in items
+            },
         }
 
 

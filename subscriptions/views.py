@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import django_filters
@@ -17,12 +18,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from commerce.access import HtmxHttpRequest, client_of, require_role, staff_actor, staff_required
 from commerce.filters import by_customer, parse_id
-from commerce.models import Purchase
+from commerce.models import Product, Purchase
 from commerce.paging import paginate
 
 from . import actions, services
 from .errors import DomainError
-from .models import HistoryEntry, RenewalRun, RenewalType, Subscription, SubscriptionStatus
+from .models import (
+    HistoryEntry,
+    RenewalRun,
+    RenewalType,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionStatus,
+)
 from .tables import RenewalRunTable, SubscriptionTable
 
 
@@ -96,7 +104,7 @@ def billing_context(
     invoice = actions.pending_invoice(sub)
     billings = list(
         Purchase.objects.filter(Q(subscription=sub) | Q(pk=purchase.pk))
-        .filter(category__in=["signup", "renewal"])
+        .filter(category__in=["signup", "renewal", "alignment"])
         .order_by("-created_at")[:50]
     )
     return {
@@ -109,6 +117,7 @@ def billing_context(
         "actions": [actions.ACTIONS[n] for n in actions.offered(sub, items, invoice)],
         "billings": billings,
         "invoice": invoice,
+        "item_changes": [(k, v) for k, v in ITEM_CHANGES.items() if k != "add"],
     }
 
 
@@ -233,3 +242,186 @@ def start_renewal_run(request: HtmxHttpRequest) -> HttpResponse:
     transaction.on_commit(lambda: sweep.delay(client_id=client_of(request).pk, trigger="staff"))
     messages.success(request, "A renewal sweep was started; its progress shows below.")
     return redirect("renewal-runs")
+
+
+# --- item changes (SPEC 6.3) in the Subscription Billing tab ------------------------
+
+ITEM_CHANGES = {
+    "add": "Add item",
+    "quantity": "Change quantity",
+    "product": "Change product",
+    "price": "Change price",
+}
+ALIGNMENTS = [
+    ("align", "Now: charge the prorated difference up to the next billing date"),
+    ("extend", "Now: extend the current interval by one full interval and charge it"),
+    ("next", "From the next billing date: nothing is charged now"),
+]
+
+
+class ItemChangeForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.none(), label="Product")
+    quantity = forms.IntegerField(min_value=1, max_value=1_000_000, label="Quantity (total)")
+    price = forms.DecimalField(
+        min_value=Decimal("0"), max_digits=12, decimal_places=2, label="Unit price"
+    )
+    price_includes_vat = forms.BooleanField(
+        required=False, initial=True, label="Price includes VAT"
+    )
+    alignment = forms.ChoiceField(
+        choices=ALIGNMENTS, initial="align", widget=forms.RadioSelect, label="When"
+    )
+    expected = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    FIELDS = {
+        "add": ["product", "quantity", "alignment"],
+        "quantity": ["quantity", "alignment"],
+        "product": ["product", "alignment"],
+        "price": ["price", "price_includes_vat", "alignment"],
+    }
+
+    def __init__(self, *args: Any, kind: str, sub: Subscription, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in list(self.fields):
+            if name not in [*self.FIELDS[kind], "expected"]:
+                del self.fields[name]
+        if "product" in self.fields:
+            product_field = self.fields["product"]
+            assert isinstance(product_field, forms.ModelChoiceField)
+            # Only products that can join this subscription (SPEC 6.3).
+            product_field.queryset = Product.objects.filter(
+                client_id=sub.client_id,
+                is_subscription=True,
+                is_active=True,
+                currency=sub.currency,
+                interval_months=sub.interval_months,
+                interval_days=sub.interval_days,
+            ).order_by("name")
+
+
+def _change_of(
+    kind: str, data: dict[str, Any], sub: Subscription, item: SubscriptionItem | None
+) -> services.ItemChange:
+    """The form as the service's change; more of the same is ``incqty``, a
+    pricier product an upgrade and a cheaper one a downgrade (history codes)."""
+    if kind == "add":
+        return services.ItemChange(kind="add", product=data["product"], quantity=data["quantity"])
+    assert item is not None
+    if kind == "quantity":
+        more = data["quantity"] - item.quantity
+        if more > 0:
+            return services.ItemChange(kind="incqty", running_no=item.running_no, add_quantity=more)
+        return services.ItemChange(
+            kind="update",
+            running_no=item.running_no,
+            quantity=data["quantity"],
+            update_action="Downgrade",
+        )
+    if kind == "product":
+        new_price = data["product"].price
+        action = "Update"
+        if new_price != item.unit_price:
+            action = "Upgrade" if new_price > item.unit_price else "Downgrade"
+        return services.ItemChange(
+            kind="update", running_no=item.running_no, product=data["product"], update_action=action
+        )
+    return services.ItemChange(
+        kind="price",
+        running_no=item.running_no,
+        price=services.CustomerPrice(sub.currency, data["price"], data["price_includes_vat"]),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required()
+def item_change(request: HtmxHttpRequest, pk: int, kind: str) -> HttpResponse:
+    """GET: the form. POST ``step=preview``: what is charged now and at the next
+    billing date. POST ``step=confirm``: make the change, if the amount is
+    still the one previewed; otherwise show the new preview."""
+    sub = _subscription_for_user(request, pk)
+    if kind not in ITEM_CHANGES:
+        raise Http404("No such change.")
+    purchase = _purchase_in_scope(request, sub)
+    require_role(request, "support")
+    running_no = _int(request.GET.get("item") or request.POST.get("item"))
+    item = (
+        sub.items.select_related("product").filter(running_no=running_no).first()
+        if running_no is not None
+        else None
+    )
+    if kind != "add" and item is None:
+        raise Http404("No such item.")
+    initial = {}
+    if item is not None:
+        initial = {"product": item.product, "quantity": item.quantity, "price": item.unit_price}
+    form = ItemChangeForm(
+        request.POST if request.method == "POST" else None, kind=kind, sub=sub, initial=initial
+    )
+    quote, status = None, 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            change = _change_of(kind, data, sub, item)
+            wanted = data["alignment"]
+            alignment = services.Alignment(align=wanted != "next", extend=wanted == "extend")
+            preview = services.Alignment(
+                preview_only=True, align=alignment.align, extend=alignment.extend
+            )
+            try:
+                quote = services.change_item(
+                    subscription=sub, change=change, alignment=preview, actor=staff_actor(request)
+                )
+                if request.POST.get("step") == "confirm":
+                    if data["expected"] == _previewed(quote, wanted):
+                        done = services.change_item(
+                            subscription=sub,
+                            change=change,
+                            alignment=alignment,
+                            actor=staff_actor(request),
+                        )
+                        messages.success(request, _done_message(sub, done))
+                        return _billing_response(request, purchase, sub)
+                    form.add_error(
+                        None,
+                        "The amount changed since the preview (the subscription was changed "
+                        "meanwhile). Check the new amounts and confirm again.",
+                    )
+                status = 200
+            except DomainError as exc:
+                form.add_error(None, exc.reason)
+                quote = None
+    context = {
+        "sub": sub,
+        "purchase": purchase,
+        "item": item,
+        "kind": kind,
+        "title": ITEM_CHANGES[kind],
+        "form": form,
+        "quote": quote,
+        "previewed": _previewed(quote, form.cleaned_data.get("alignment", ""))
+        if quote is not None
+        else "",
+    }
+    template = "subscriptions/item_change.html" + ("#item-change-box" if request.htmx else "")
+    return render(request, template, context, status=status)
+
+
+def _previewed(quote: services.Quote, alignment: str) -> str:
+    """What the user saw: confirming applies exactly that or nothing."""
+    return "|".join(
+        map(str, [quote.charge_now, quote.product.pk, quote.quantity, quote.unit_price, alignment])
+    )
+
+
+def _done_message(sub: Subscription, quote: services.Quote) -> str:
+    charged = (
+        f"{quote.charge_now} {quote.currency} charged now (purchase {quote.purchase.pk})"
+        if quote.purchase is not None
+        else "nothing charged now"
+    )
+    return (
+        f"Item {quote.running_no} is now {quote.product.name} x {quote.quantity} @ "
+        f"{quote.unit_price} {quote.currency}; {charged}. Next billing date "
+        f"{quote.next_billing_date:%Y-%m-%d}: {quote.next_billing_total} {quote.currency}."
+    )

@@ -13,6 +13,10 @@ ENDPOINTS = [
     "removesubscriptionitem",
     "updatenextbillingdate",
     "renewsubscription",
+    "addsubscriptionitem",
+    "updatesubscriptionitem",
+    "increasesubscriptionitemquantity",
+    "updatesubscriptionitemprice",
 ]
 
 urlpatterns = [

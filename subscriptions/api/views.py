@@ -4,6 +4,7 @@ finds the subscription within the caller's client (another client's is a
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
@@ -62,6 +63,57 @@ class NextBillingDateInput(ChangeInput):
 
 class RenewInput(ChangeInput):
     ResetBillingInterval = serializers.BooleanField(default=False)
+
+
+class AlignmentInput(serializers.Serializer):
+    GetCustomerPricePreviewOnly = serializers.BooleanField(default=False)
+    AlignToCurrentInterval = serializers.BooleanField(default=False)
+    ExtendInterval = serializers.BooleanField(default=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["ExtendInterval"] and not data["AlignToCurrentInterval"]:
+            raise serializers.ValidationError({"ExtendInterval": "Needs AlignToCurrentInterval."})
+        return data
+
+
+class PriceInput(serializers.Serializer):
+    CurrencyId = serializers.CharField(min_length=3, max_length=3)
+    IsGross = serializers.BooleanField(default=True)
+    Value = serializers.DecimalField(
+        max_digits=16, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("9999999999")
+    )
+
+
+class ItemChangeInput(ChangeInput):
+    AlignmentSettings = AlignmentInput(required=False)
+    CustomerPrice = PriceInput(required=False)
+
+
+class AddItemInput(ItemChangeInput):
+    ProductId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, default=1)
+
+
+class UpdateItemInput(ItemChangeInput):
+    RunningNumber = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    ProductId = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False)
+    UpdateAction = serializers.ChoiceField(
+        choices=["Update", "Upgrade", "Downgrade"], default="Update"
+    )
+
+
+class IncreaseQuantityInput(ChangeInput):
+    RunningNumber = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    AlignmentSettings = AlignmentInput(required=False)
+
+
+class ItemPriceInput(ChangeInput):
+    RunningNumber = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    CustomerPrice = PriceInput()
+    Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False)
+    AlignmentSettings = AlignmentInput(required=False)
 
 
 class CustomerInput(serializers.Serializer):
@@ -372,6 +424,121 @@ def createpurchase(request: Request) -> Response:
             "TransactionStatus": result.transaction_status,
         }
     )
+
+
+# --- item changes (SPEC 6.3) ------------------------------------------------------------
+
+
+def _product(request: Request, pk: int | None) -> Product | None:
+    if pk is None:
+        return None
+    product = Product.objects.filter(client=_client(request), pk=pk).first()
+    if product is None:
+        raise InvalidInput(
+            f"Unknown product {pk}.", fields={"ProductId": f"No product {pk} for this client."}
+        )
+    return product
+
+
+def _item_change(request: Request, data: dict[str, Any], change: services.ItemChange) -> Response:
+    """Run (or preview) the change and answer with its prices."""
+    sub = _subscription(request, data["SubscriptionId"])
+    settings = data.get("AlignmentSettings") or {}
+    alignment = services.Alignment(
+        preview_only=settings.get("GetCustomerPricePreviewOnly", False),
+        align=settings.get("AlignToCurrentInterval", False),
+        extend=settings.get("ExtendInterval", False),
+    )
+    quote = services.change_item(
+        subscription=sub,
+        change=change,
+        alignment=alignment,
+        actor=_actor(request),
+        generate_mail=data["GenerateMail"],
+    )
+    now_gross, now_net, now_vat = quote.charge_split
+    next_gross, next_net, next_vat = quote.next_billing_split
+    fresh = _subscriptions(request).get(pk=sub.pk)
+    return Response(
+        {
+            "ResultMessage": "OK",
+            "PreviewOnly": alignment.preview_only,
+            "RunningNumber": quote.running_no,
+            "AlignmentCustomerGrossPrice": str(now_gross),
+            "AlignmentCustomerNetPrice": str(now_net),
+            "AlignmentCustomerVatPrice": str(now_vat),
+            "NextBillingCustomerGrossPrice": str(next_gross),
+            "NextBillingCustomerNetPrice": str(next_net),
+            "NextBillingCustomerVatPrice": str(next_vat),
+            "PriceCurrencyId": quote.currency,
+            "PurchaseId": quote.purchase.pk if quote.purchase else None,
+            "Subscription": subscription_object(fresh),
+        }
+    )
+
+
+def _price(data: dict[str, Any]) -> services.CustomerPrice | None:
+    price = data.get("CustomerPrice")
+    if not price:
+        return None
+    return services.CustomerPrice(
+        currency=price["CurrencyId"].upper(), value=price["Value"], is_gross=price["IsGross"]
+    )
+
+
+@documented(AddItemInput)
+@api_view(["POST"])
+@idempotent
+def addsubscriptionitem(request: Request) -> Response:
+    data = _valid(AddItemInput, request)
+    change = services.ItemChange(
+        kind="add",
+        product=_product(request, data["ProductId"]),
+        quantity=data["Quantity"],
+        price=_price(data),
+    )
+    return _item_change(request, data, change)
+
+
+@documented(UpdateItemInput)
+@api_view(["POST"])
+@idempotent
+def updatesubscriptionitem(request: Request) -> Response:
+    data = _valid(UpdateItemInput, request)
+    change = services.ItemChange(
+        kind="update",
+        running_no=data["RunningNumber"],
+        product=_product(request, data.get("ProductId")),
+        quantity=data.get("Quantity"),
+        price=_price(data),
+        update_action=data["UpdateAction"],
+    )
+    return _item_change(request, data, change)
+
+
+@documented(IncreaseQuantityInput)
+@api_view(["POST"])
+@idempotent
+def increasesubscriptionitemquantity(request: Request) -> Response:
+    data = _valid(IncreaseQuantityInput, request)
+    change = services.ItemChange(
+        kind="incqty", running_no=data["RunningNumber"], add_quantity=data["Quantity"]
+    )
+    return _item_change(request, data, change)
+
+
+@documented(ItemPriceInput)
+@api_view(["POST"])
+@idempotent
+def updatesubscriptionitemprice(request: Request) -> Response:
+    data = _valid(ItemPriceInput, request)
+    change = services.ItemChange(
+        kind="price",
+        running_no=data["RunningNumber"],
+        quantity=data.get("Quantity"),
+        price=_price(data),
+    )
+    return _item_change(request, data, change)
 
 
 @extend_schema(exclude=True)

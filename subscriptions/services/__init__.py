@@ -28,12 +28,18 @@ from .changes import (
     switch_renewal_type,
 )
 from .common import SYSTEM, Actor
+from .items import Alignment, ChargeDeclined, CustomerPrice, ItemChange, Quote, change_item
 from .migration import MigrationPlan, MigrationResult, migrate_to_sm2, plan_sm2_migration
 from .signup import CardInput, CustomerInput, InvoiceInput, Line, SignUpResult, sign_up
 
 __all__ = [
     "SYSTEM",
     "Actor",
+    "Alignment",
+    "ChargeDeclined",
+    "CustomerPrice",
+    "ItemChange",
+    "Quote",
     "CardInput",
     "ChargeOutcome",
     "CustomerInput",
@@ -47,6 +53,7 @@ __all__ = [
     "await_reinstate",
     "change_next_billing_date",
     "charge_next_interval",
+    "change_item",
     "chargeback",
     "deactivate_items",
     "hand_over_to_client",

@@ -129,6 +129,7 @@ def record(
     SubscriptionItem.objects.bulk_update(
         locked.items,
         [
+            "product",
             "status",
             "version",
             "quantity",
