@@ -76,6 +76,21 @@ SELECT %(client)s, g, now(), 'system', 'system', 'new', 'Signed up (bench data).
 FROM generate_series(%(lo)s, %(hi)s) g;
 """
 
+# What the reports read beyond sign-ups: ended subscriptions have an end
+# date, and half of the subscriptions have a renewal purchase (90 % paid)
+# spread over the last 300 days.
+REPORT_DATA = """
+UPDATE subscriptions_subscription SET end_date = start_date + interval '20 days'
+WHERE client_id = %(client)s AND status IN ('Deactivated', 'Finished');
+INSERT INTO commerce_purchase (id, client_id, customer_id, subscription_id, category, status, interval_no,
+    currency, total, refunded_amount, payment_method_id, charge_attempts, gateway_reference, decline_reason,
+    created_at, paid_at)
+SELECT %(offset)s + g, %(client)s, g, g, 'renewal', CASE WHEN g %% 10 = 0 THEN 'declined' ELSE 'paid' END,
+       2, 'EUR', 10.00, 0, g, 1, 'tg_bench', '', now() - (g %% 300) * interval '1 day',
+       CASE WHEN g %% 10 = 0 THEN NULL ELSE now() - (g %% 300) * interval '1 day' END
+FROM generate_series(%(lo)s, %(hi)s) g WHERE g %% 2 = 0;
+"""
+
 SEQUENCES = [
     "customers_customer",
     "customers_paymentmethod",
@@ -98,7 +113,9 @@ def generate(small: int, big: int) -> dict[str, int]:
         product = Product.objects.create(client=client, name="Bench plan", price=10)
         started = time.perf_counter()
         with connection.cursor() as cur:
-            cur.execute(GENERATE, {"client": client.pk, "product": product.pk, "lo": lo, "hi": hi})
+            params = {"client": client.pk, "product": product.pk, "lo": lo, "hi": hi}
+            cur.execute(GENERATE, params)
+            cur.execute(REPORT_DATA, {**params, "offset": small + big})
         print(
             f"generated {hi - lo + 1:>9,} subscriptions for {client.name} "
             f"in {time.perf_counter() - started:.1f}s",
@@ -144,6 +161,14 @@ def pages(client_pk: int) -> list[tuple[str, str]]:
         ("subscription list, status filter", "/subscriptions/?status=Grace"),
         ("customer list, page 1", "/customers/"),
         *viewer,
+        *[
+            (f"report: {page}", f"/reports/{page}/")
+            for page in ("overview", "revenue", "churn", "renewals")
+        ],
+        (
+            "report: revenue, by product",
+            f"/reports/revenue/?product={purchase.items.first().product_id}",
+        ),
     ]
 
 

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from customers import views as customer_views
+from subscriptions import report_views
 from subscriptions import views as subscription_views
 
 from . import checkout, notification_views, settings_views, views
@@ -30,6 +31,9 @@ urlpatterns = [
     path("subscriptions/<int:pk>/notes/", subscription_views.add_note, name="subscription-note"),
     path("renewals/", subscription_views.renewal_runs, name="renewal-runs"),
     path("renewals/start/", subscription_views.start_renewal_run, name="renewal-run-start"),
+    path("reports/", report_views.reports_home, name="reports"),
+    path("reports/<slug:page>/", report_views.report, name="report"),
+    path("reports/<slug:page>/<slug:figure>.csv", report_views.report_export, name="report-export"),
     path("customers/", customer_views.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
     path("settings/", settings_views.settings_page, name="settings"),

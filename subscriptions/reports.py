@@ -1,0 +1,340 @@
+"""Subscription reports (SPEC 12). Every figure is one aggregate query (or two)
+in the database, grouped by month, status, interval or week; Python only
+walks the groups (at most a few dozen rows), never the subscriptions.
+
+Definitions (shown on the pages too):
+- *active*: subscriptions with status ``Active`` today; *subscribers*: their
+  distinct customers;
+- *MRR*: each active subscription's next billing amount (its ``Active`` items'
+  unit price x quantity) normalised to a month: x 365 / (365 x interval months
+  + 12 x interval days), so a yearly price counts 1/12, a 7-day price 365/84;
+  ARR = 12 x MRR. Rounded half-up to the cent once, at the end;
+- *new vs renewal revenue*: what paid purchases billed (before refunds) per
+  month of payment: sign-ups, renewals, and item changes charged at once;
+- *churn* of a month: subscriptions that became ``Deactivated`` or
+  ``Finished`` in it and are still so, ÷ subscriptions active at its start
+  (started before it, not ended before it; never-paid ``New`` ones excluded);
+- *renewal success rate* of a month: renewal purchases opened in it that
+  were paid ÷ all opened (one per subscription and interval, retries
+  included in the same purchase);
+- *upcoming renewals*: active subscriptions whose next billing date falls in
+  the next 30 / 90 days, with the amount they will be billed.
+Filters: currency (always one: amounts in different currencies are never
+added), product (subscriptions with an item of it; amounts of its lines
+only), date range (the months of the per-month figures).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from django.db.models import Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models.functions import TruncDay, TruncMonth
+from django.utils import timezone
+
+from commerce.models import Client, Product, Purchase, PurchaseItem
+from commerce.money import quantize
+
+from .models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+
+S, IS = SubscriptionStatus, ItemStatus
+ZERO = Decimal("0")
+LINE = ExpressionWrapper(
+    F("unit_price") * F("quantity"), output_field=DecimalField(max_digits=20, decimal_places=2)
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    client: Client
+    currency: str
+    start: date  # first day of the first month
+    end: date  # last day shown (inclusive)
+    product: Product | None = None
+
+    @property
+    def months(self) -> list[date]:
+        first, last = self.start.replace(day=1), self.end.replace(day=1)
+        out = []
+        while first <= last:
+            out.append(first)
+            first += relativedelta(months=1)
+        return out
+
+    @property
+    def range(self) -> tuple[datetime, datetime]:
+        """[start of the first month, start of the day after ``end``) in UTC."""
+        return _utc(self.start.replace(day=1)), _utc(self.end + timedelta(days=1))
+
+
+def _utc(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _month_key(value: Any) -> date:
+    """TruncMonth gives a datetime on PostgreSQL and SQLite alike; keep the date."""
+    return value.date() if isinstance(value, datetime) else value
+
+
+def currencies(client: Client) -> list[str]:
+    """The currencies the client sells in (from its products), most used first."""
+    rows = (
+        Product.objects.filter(client=client)
+        .values("currency")
+        .annotate(n=Count("id"))
+        .order_by("-n", "currency")
+    )
+    return [r["currency"] for r in rows] or ["EUR"]
+
+
+def _subscriptions(f: Filters) -> Any:
+    qs = Subscription.objects.filter(client=f.client, currency=f.currency)
+    if f.product is not None:
+        qs = qs.filter(
+            Exists(SubscriptionItem.objects.filter(subscription=OuterRef("pk"), product=f.product))
+        )
+    return qs
+
+
+def _active_items(f: Filters) -> Any:
+    qs = SubscriptionItem.objects.filter(
+        subscription__client=f.client,
+        subscription__currency=f.currency,
+        subscription__status=S.ACTIVE,
+        status=IS.ACTIVE,
+    )
+    return qs.filter(product=f.product) if f.product is not None else qs
+
+
+# --- overview ------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    active: int
+    subscribers: int
+    mrr: Decimal
+    arr: Decimal
+    by_status: list[tuple[str, str, int]]  # (status, renewal type or "", count)
+    by_interval: list[tuple[int, int, Decimal, Decimal]]  # months, days, billed, per month
+
+
+def monthly_factor(months: int, days: int) -> Decimal:
+    """How much of one interval's amount falls in an average month."""
+    return Decimal(365) / (Decimal(365) * months + Decimal(12) * days)
+
+
+def overview(f: Filters) -> Overview:
+    subs = _subscriptions(f)
+    counted = subs.filter(status=S.ACTIVE).aggregate(
+        active=Count("id"), subscribers=Count("customer", distinct=True)
+    )
+    by_status = [
+        (r["status"], r["renewal_type"] or "", r["n"])
+        for r in subs.values("status", "renewal_type")
+        .annotate(n=Count("id"))
+        .order_by("status", "renewal_type")
+    ]
+    per_interval = (
+        _active_items(f)
+        .values("subscription__interval_months", "subscription__interval_days")
+        .annotate(billed=Sum(LINE))
+        .order_by("subscription__interval_months", "subscription__interval_days")
+    )
+    exact, intervals = ZERO, []
+    for row in per_interval:
+        months, days = row["subscription__interval_months"], row["subscription__interval_days"]
+        billed = quantize(Decimal(row["billed"] or 0), f.currency)
+        monthly = billed * monthly_factor(months, days)
+        exact += monthly
+        intervals.append((months, days, billed, quantize(monthly, f.currency)))
+    return Overview(
+        active=counted["active"],
+        subscribers=counted["subscribers"],
+        mrr=quantize(exact, f.currency),
+        arr=quantize(exact * 12, f.currency),
+        by_status=by_status,
+        by_interval=intervals,
+    )
+
+
+# --- revenue ---------------------------------------------------------------------------
+
+CATEGORIES = [
+    (Purchase.Category.SIGNUP, "New"),
+    (Purchase.Category.RENEWAL, "Renewal"),
+    (Purchase.Category.ALIGNMENT, "Item changes"),
+]
+
+
+@dataclass
+class MonthRow:
+    month: date
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def revenue(f: Filters) -> list[MonthRow]:
+    """Billed per month of payment and category (sign-up = new)."""
+    lo, hi = f.range
+    rows: Any
+    if f.product is None:
+        rows = (
+            Purchase.objects.filter(
+                client=f.client, currency=f.currency, paid_at__gte=lo, paid_at__lt=hi
+            )
+            .annotate(month=TruncMonth("paid_at"))
+            .values("month", "category")
+            .annotate(amount=Sum("total"))
+        )
+    else:
+        rows = (
+            PurchaseItem.objects.filter(
+                purchase__client=f.client,
+                purchase__currency=f.currency,
+                purchase__paid_at__gte=lo,
+                purchase__paid_at__lt=hi,
+                product=f.product,
+            )
+            .annotate(month=TruncMonth("purchase__paid_at"), category=F("purchase__category"))
+            .values("month", "category")
+            .annotate(amount=Sum("amount"))
+        )
+    found: dict[tuple[date, str], Decimal] = {}
+    for row in rows:
+        amount = quantize(Decimal(row["amount"] or 0), f.currency)  # SQLite drops the scale
+        found[(_month_key(row["month"]), row["category"])] = amount
+    out = []
+    for month in f.months:
+        none = quantize(ZERO, f.currency)
+        values = {label: found.get((month, cat), none) for cat, label in CATEGORIES}
+        values["Total"] = sum(values.values(), none)
+        out.append(MonthRow(month, values))
+    return out
+
+
+# --- churn -----------------------------------------------------------------------------
+
+
+def churn(f: Filters) -> list[MonthRow]:
+    """Per month: active at its start, churned in it, churn rate (percent)."""
+    lo, hi = f.range
+    population = _subscriptions(f).exclude(status__in=[S.NEW, S.HANDLED_BY_CLIENT])
+    ended = population.filter(status__in=[S.DEACTIVATED, S.FINISHED], end_date__isnull=False)
+    # Started / ended before the first month: one count each.
+    before = population.aggregate(
+        started=Count("id", filter=Q(start_date__lt=lo)),
+        ended=Count("id", filter=Q(status__in=[S.DEACTIVATED, S.FINISHED], end_date__lt=lo)),
+    )
+    started_in = _counts_by_month(
+        population.filter(start_date__gte=lo, start_date__lt=hi), "start_date"
+    )
+    ended_in = _counts_by_month(ended.filter(end_date__gte=lo, end_date__lt=hi), "end_date")
+    active = before["started"] - before["ended"]
+    out = []
+    for month in f.months:
+        churned = ended_in.get(month, 0)
+        rate = (Decimal(churned) * 100 / active).quantize(Decimal("0.01")) if active else ZERO
+        out.append(
+            MonthRow(month, {"Active at start": active, "Churned": churned, "Churn %": rate})
+        )
+        active += started_in.get(month, 0) - churned
+    return out
+
+
+def _counts_by_month(qs: Any, column: str) -> dict[date, int]:
+    rows = qs.annotate(month=TruncMonth(column)).values("month").annotate(n=Count("id"))
+    return {_month_key(r["month"]): r["n"] for r in rows}
+
+
+# --- renewals --------------------------------------------------------------------------
+
+
+def renewal_success(f: Filters) -> list[MonthRow]:
+    lo, hi = f.range
+    qs = Purchase.objects.filter(
+        client=f.client,
+        currency=f.currency,
+        category=Purchase.Category.RENEWAL,
+        created_at__gte=lo,
+        created_at__lt=hi,
+    )
+    if f.product is not None:
+        qs = qs.filter(
+            Exists(PurchaseItem.objects.filter(purchase=OuterRef("pk"), product=f.product))
+        )
+    rows = (
+        qs.annotate(month=TruncMonth("created_at"))
+        .values("month")
+        .annotate(due=Count("id"), charged=Count("id", filter=Q(paid_at__isnull=False)))
+    )
+    found = {_month_key(r["month"]): (r["due"], r["charged"]) for r in rows}
+    out = []
+    for month in f.months:
+        due, charged = found.get(month, (0, 0))
+        rate = (Decimal(charged) * 100 / due).quantize(Decimal("0.01")) if due else None
+        out.append(MonthRow(month, {"Due": due, "Charged": charged, "Success %": rate}))
+    return out
+
+
+@dataclass
+class Upcoming:
+    weeks: list[tuple[date, int, Decimal]]  # week start, subscriptions, amount
+    next_30: tuple[int, Decimal]
+    next_90: tuple[int, Decimal]
+
+
+def upcoming(f: Filters, *, now: datetime | None = None) -> Upcoming:
+    """Active subscriptions billed in the next 90 days, per week from today."""
+    now = now or timezone.now()
+    today = _utc(now.date())
+    items = _active_items(f).filter(
+        subscription__next_billing_date__gte=now,
+        subscription__next_billing_date__lt=now + timedelta(days=90),
+    )
+    # Grouped by billing day (at most 90 groups), then summed into weeks here.
+    rows = (
+        items.annotate(day=TruncDay("subscription__next_billing_date"))
+        .values("day")
+        .annotate(subs=Count("subscription", distinct=True), amount=Sum(LINE))
+    )
+    weeks_out: dict[int, Tally] = defaultdict(Tally)
+    windows = {30: Tally(), 90: Tally()}
+    for row in rows:
+        offset = (_day(row["day"]) - today.date()).days
+        amount = quantize(Decimal(row["amount"] or 0), f.currency)
+        weeks_out[offset // 7].add(row["subs"], amount)
+        for limit, window in windows.items():
+            if offset < limit:
+                window.add(row["subs"], amount)
+    weeks = [
+        (
+            today.date() + timedelta(days=7 * w),
+            weeks_out[w].count,
+            quantize(weeks_out[w].amount, f.currency),
+        )
+        for w in range(13)
+    ]
+    return Upcoming(
+        weeks,
+        (windows[30].count, quantize(windows[30].amount, f.currency)),
+        (windows[90].count, quantize(windows[90].amount, f.currency)),
+    )
+
+
+@dataclass
+class Tally:
+    count: int = 0
+    amount: Decimal = ZERO
+
+    def add(self, count: int, amount: Decimal) -> None:
+        self.count += count
+        self.amount += amount
+
+
+def _day(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value
