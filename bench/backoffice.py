@@ -133,9 +133,10 @@ def generate(small: int, big: int) -> dict[str, int]:
 
 
 def pages(client_pk: int) -> list[tuple[str, str]]:
-    from commerce.models import Purchase
+    from commerce.models import Product, Purchase
 
-    purchase = Purchase.objects.filter(client_id=client_pk).order_by("-id")[500]
+    purchase = Purchase.objects.filter(client_id=client_pk, category="signup").order_by("-id")[500]
+    product = Product.objects.filter(client_id=client_pk).get()
     email = purchase.customer.email
     viewer = [
         (f"viewer: {tab}", f"/purchases/{purchase.pk}/{tab}/")
@@ -167,7 +168,7 @@ def pages(client_pk: int) -> list[tuple[str, str]]:
         ],
         (
             "report: revenue, by product",
-            f"/reports/revenue/?product={purchase.items.first().product_id}",
+            f"/reports/revenue/?product={product.pk}",
         ),
     ]
 
