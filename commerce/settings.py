@@ -199,3 +199,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Customer self-service portal (SPEC 10): links in e-mails are absolute, so
+# they need the address customers reach this app at; a link works for
+# PORTAL_LINK_MAX_AGE seconds, a portal session for PORTAL_SESSION_SECONDS.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+PORTAL_LINK_MAX_AGE = int(os.environ.get("PORTAL_LINK_MAX_AGE", str(7 * 24 * 3600)))
+PORTAL_SESSION_SECONDS = int(os.environ.get("PORTAL_SESSION_SECONDS", "3600"))

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from customers import portal_views
 from customers import views as customer_views
 from subscriptions import report_views
 from subscriptions import views as subscription_views
@@ -65,6 +66,16 @@ urlpatterns = [
         notification_views.endpoint_toggle,
         name="endpoint-toggle",
     ),
+    # The customer self-service portal (SPEC 10).
+    path("portal/", portal_views.home, name="portal"),
+    path("portal/enter/<str:token>/", portal_views.enter, name="portal-enter"),
+    path("portal/link/<slug:slug>/", portal_views.request_link, name="portal-request-link"),
+    path("portal/leave/", portal_views.leave, name="portal-leave"),
+    path("portal/invoices/", portal_views.purchases, name="portal-purchases"),
+    path("portal/invoices/<int:pk>/", portal_views.invoice, name="portal-invoice"),
+    path("portal/subscriptions/<int:pk>/<slug:action>/", portal_views.act, name="portal-action"),
+    path("portal/card/", portal_views.card, name="portal-card"),
+    path("portal/contact/", portal_views.contact, name="portal-contact"),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
     path("api/", include("subscriptions.api.urls")),
     path("admin/", admin.site.urls),

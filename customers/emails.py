@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from commerce.bulk import update_rows
 
-from .models import CustomerEmail
+from .models import Customer, CustomerEmail
+from .portal import link_for
 
 if TYPE_CHECKING:
     from commerce.models import Purchase
@@ -46,6 +47,7 @@ SUBJECTS: dict[str, str] = {
     K.ON_HOLD: "Your {client} subscription is on hold",
     K.DEACTIVATED: "Your {client} subscription has ended",
     K.CHANGED: "Your {client} subscription was updated",
+    K.PORTAL_LINK: "Your link to manage your {client} subscriptions",
 }
 
 
@@ -85,9 +87,28 @@ def render(email: CustomerEmail) -> None:
         "subscription": email.subscription,
         "purchase": email.purchase,
         "notification": email.notification,
+        # Every e-mail carries a fresh signed link into the portal (SPEC 10).
+        "portal_url": link_for(email.customer),
+        "link_days": max(settings.PORTAL_LINK_MAX_AGE // 86400, 1),
     }
     email.body_text = render_to_string("emails/customer.txt", context)
     email.body_html = render_to_string("emails/customer.html", context)
+
+
+def queue_portal_link(customer: Customer, *, at: datetime) -> CustomerEmail:
+    """The e-mail a customer asks for on the portal's sign-in page."""
+    email = CustomerEmail(
+        client_id=customer.client_id,
+        customer=customer,
+        kind=K.PORTAL_LINK,
+        to=customer.email,
+        created_at=at,
+        subject=SUBJECTS[K.PORTAL_LINK].format(client=customer.client.name),
+    )
+    render(email)
+    email.save()
+    deliver_after_commit()
+    return email
 
 
 def queue_for_notification(

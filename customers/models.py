@@ -92,6 +92,7 @@ class CustomerEmail(models.Model):
         ON_HOLD = "on_hold", "Subscription on hold"
         DEACTIVATED = "deactivated", "Subscription deactivated"
         CHANGED = "changed", "Subscription changed"
+        PORTAL_LINK = "portal_link", "Account link"
 
     # Listed per purchase, subscription or customer; the client column scopes
     # but needs no index of its own (one index fewer per e-mail written).

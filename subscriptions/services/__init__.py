@@ -6,6 +6,7 @@ history entry and outbox notification, and refuses an event that the current
 state does not allow with a ``DomainError`` carrying a readable reason.
 """
 
+from .account import update_card, update_contact
 from .billing import (
     ChargeOutcome,
     advance_dunning,
@@ -30,7 +31,15 @@ from .changes import (
 from .common import SYSTEM, Actor
 from .items import Alignment, ChargeDeclined, CustomerPrice, ItemChange, Quote, change_item
 from .migration import MigrationPlan, MigrationResult, migrate_to_sm2, plan_sm2_migration
-from .signup import CardInput, CustomerInput, InvoiceInput, Line, SignUpResult, sign_up
+from .signup import (
+    CardInput,
+    CustomerInput,
+    InvoiceInput,
+    Line,
+    SignUpResult,
+    card_errors,
+    sign_up,
+)
 
 __all__ = [
     "SYSTEM",
@@ -68,4 +77,7 @@ __all__ = [
     "renew_early",
     "sign_up",
     "switch_renewal_type",
+    "card_errors",
+    "update_card",
+    "update_contact",
 ]

@@ -128,18 +128,25 @@ def _validate(
     if len(currencies) > 1:
         errors["Items"] = "All products of one purchase must have the same currency."
     if isinstance(payment, CardInput):
-        number = payment.number.replace(" ", "")
-        if not (number.isdigit() and 12 <= len(number) <= 19):
-            errors["CardNumber"] = "Enter the card number as 12 to 19 digits."
-        if not 1 <= payment.expiry_month <= 12:
-            errors["ExpiryMonth"] = "Expiry month must be 1 to 12."
-        elif (payment.expiry_year, payment.expiry_month) < (at.year, at.month):
-            errors["ExpiryYear"] = "The card has expired."
+        errors.update(card_errors(payment, at))
     if errors:
         raise InvalidInput(
             "The purchase could not be created: " + " ".join(errors.values()), fields=errors
         )
     return currencies.pop()
+
+
+def card_errors(card: CardInput, at: datetime) -> dict[str, str]:
+    """What is wrong with a card as entered (checkout, API and portal alike)."""
+    errors: dict[str, str] = {}
+    number = card.number.replace(" ", "")
+    if not (number.isdigit() and 12 <= len(number) <= 19):
+        errors["CardNumber"] = "Enter the card number as 12 to 19 digits."
+    if not 1 <= card.expiry_month <= 12:
+        errors["ExpiryMonth"] = "Expiry month must be 1 to 12."
+    elif (card.expiry_year, card.expiry_month) < (at.year, at.month):
+        errors["ExpiryYear"] = "The card has expired."
+    return errors
 
 
 def _upsert_customer(client: Client, data: CustomerInput) -> Customer:

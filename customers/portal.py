@@ -1,0 +1,67 @@
+"""Signed, expiring links into the customer self-service portal (SPEC 10).
+
+A link carries the customer id and their client id, signed with Django's
+``TimestampSigner`` (the project's SECRET_KEY and a salt of its own), so it
+cannot be forged or pointed at another customer, and it stops working after
+``PORTAL_LINK_MAX_AGE`` seconds. Opening a link starts a portal session for
+that one customer; every portal page reads the customer from the session and
+only ever queries that customer's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from .models import Customer
+
+SALT = "customers.portal.link"
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    title: str
+    message: str
+
+
+EXPIRED = LinkProblem(
+    "This link has expired",
+    "Links to your account work for a limited time. Enter your e-mail address below "
+    "and we will send you a new one.",
+)
+INVALID = LinkProblem(
+    "This link is not valid",
+    "The link is incomplete or was changed. Use the link from your latest e-mail as it is, "
+    "or enter your e-mail address below to get a new one.",
+)
+
+
+def make_token(customer: Customer) -> str:
+    return signing.TimestampSigner(salt=SALT).sign_object(
+        {"c": customer.pk, "k": customer.client_id}
+    )
+
+
+def link_for(customer: Customer) -> str:
+    """The absolute portal link for e-mails."""
+    return settings.SITE_URL + reverse("portal-enter", args=[make_token(customer)])
+
+
+def customer_from_token(token: str, *, max_age: int | None = None) -> Customer | LinkProblem:
+    """The customer a token was made for, or why it does not open the portal."""
+    age = settings.PORTAL_LINK_MAX_AGE if max_age is None else max_age
+    try:
+        data = signing.TimestampSigner(salt=SALT).unsign_object(token, max_age=age)
+    except signing.SignatureExpired:
+        return EXPIRED
+    except signing.BadSignature:
+        return INVALID
+    if not (isinstance(data, dict) and isinstance(data.get("c"), int)):
+        return INVALID
+    customer = Customer.objects.select_related("client").filter(
+        pk=data["c"], client_id=data.get("k", 0)
+    )
+    return customer.first() or INVALID

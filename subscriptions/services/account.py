@@ -1,0 +1,99 @@
+"""A customer's own details: the payment card of their subscriptions and their
+contact details (SPEC 10). Each writes a history entry on every subscription
+it touches, with the acting customer, staff user or API credential."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from customers.models import Customer, PaymentMethod
+
+from ..errors import InvalidInput
+from ..models import HistoryEntry, SubscriptionStatus
+from .common import Actor, lock, now_or, record
+from .signup import CardInput, card_errors
+
+S = SubscriptionStatus
+CONTACT_FIELDS = {"first_name": 100, "last_name": 100, "company": 200}
+
+
+def update_card(
+    *, customer: Customer, card: CardInput, actor: Actor, at: datetime | None = None
+) -> PaymentMethod:
+    """Store the new card and bill every subscription of the customer that can
+    still be billed with it from now on."""
+    at = now_or(at)
+    errors = card_errors(card, at)
+    if errors:
+        raise InvalidInput(" ".join(errors.values()), fields=errors)
+    with transaction.atomic():
+        method = PaymentMethod.objects.create(
+            customer=customer,
+            kind=PaymentMethod.Kind.CARD,
+            card_number=card.number.replace(" ", ""),
+            expiry_month=card.expiry_month,
+            expiry_year=card.expiry_year,
+        )
+        subs = customer.subscriptions.exclude(status__in=[S.FINISHED, S.HANDLED_BY_CLIENT])
+        for pk in subs.order_by("pk").values_list("pk", flat=True):
+            locked = lock(pk)
+            old = locked.sub.payment_method
+            locked.sub.payment_method = method
+            record(
+                locked,
+                actor=actor,
+                event_code="updPayment",
+                at=at,
+                summary=f"Payment method changed from {old} to {method}.",
+            )
+    return method
+
+
+def update_contact(
+    *, customer: Customer, changes: dict[str, str], actor: Actor, at: datetime | None = None
+) -> Customer:
+    """Change the customer's name or company (the e-mail address identifies
+    them for the client and stays)."""
+    at = now_or(at)
+    errors = {
+        name: f"At most {limit} characters."
+        for name, limit in CONTACT_FIELDS.items()
+        if len(changes.get(name, "")) > limit
+    }
+    unknown = set(changes) - set(CONTACT_FIELDS)
+    if unknown:
+        errors.update({name: "Cannot be changed here." for name in unknown})
+    if errors:
+        raise InvalidInput(" ".join(errors.values()), fields=errors)
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        before = {k: getattr(customer, k) for k in changes}
+        after = {k: v.strip() for k, v in changes.items()}
+        changed = {k for k in after if after[k] != before[k]}
+        if not changed:
+            return customer
+        for name in changed:
+            setattr(customer, name, after[name])
+        customer.save(update_fields=sorted(changed))
+        summary = "Contact details changed: " + ", ".join(
+            f"{k.replace('_', ' ')} {before[k] or '–'} -> {after[k] or '–'}"
+            for k in sorted(changed)
+        )
+        HistoryEntry.objects.bulk_create(
+            HistoryEntry(
+                client_id=customer.client_id,
+                subscription_id=pk,
+                created_at=at,
+                actor_kind=actor.kind,
+                actor_label=actor.label,
+                staff_user=actor.user if actor.kind == HistoryEntry.ActorKind.STAFF else None,
+                event_code="contact",
+                summary=summary + ".",
+                before={k: before[k] for k in changed},
+                after={k: after[k] for k in changed},
+            )
+            for pk in customer.subscriptions.values_list("pk", flat=True)
+        )
+    return customer
