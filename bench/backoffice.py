@@ -164,7 +164,7 @@ def pages(client_pk: int) -> list[tuple[str, str]]:
         *viewer,
         *[
             (f"report: {page}", f"/reports/{page}/")
-            for page in ("overview", "revenue", "churn", "renewals")
+            for page in ("overview", "mrr", "revenue", "churn", "renewals", "upcoming")
         ],
         (
             "report: revenue, by product",

@@ -21,11 +21,15 @@ from commerce.models import Client, Product
 from . import reports
 from .reports import Filters
 
+# One page per group of figures, so that each page's queries stay within
+# the time budget at a million subscriptions (bench/backoffice.py).
 PAGES = [
-    ("overview", "Overview"),
+    ("overview", "Subscriptions"),
+    ("mrr", "MRR & ARR"),
     ("revenue", "Revenue"),
     ("churn", "Churn"),
-    ("renewals", "Renewals"),
+    ("renewals", "Renewal success"),
+    ("upcoming", "Upcoming renewals"),
 ]
 MAX_MONTHS = 36
 
@@ -110,12 +114,6 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
     cur = f.currency
     if page == "overview":
         o = reports.overview(f)
-        cards = {
-            "Active subscriptions": o.active,
-            "Subscribers": o.subscribers,
-            "MRR": f"{o.mrr} {cur}",
-            "ARR": f"{o.arr} {cur}",
-        }
         statuses = sorted({s for s, _, _ in o.by_status})
         types = sorted({t for _, t, _ in o.by_status})
         counts = {(s, t): n for s, t, n in o.by_status}
@@ -123,14 +121,6 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
         rows = [
             [s, *[counts.get((s, t), 0) for t in types], sum(counts.get((s, t), 0) for t in types)]
             for s in statuses
-        ]
-        intervals = [
-            [
-                _interval(months, days),
-                f"{billed} {cur}",
-                f"{monthly} {cur}",
-            ]
-            for months, days, billed, monthly in o.by_interval
         ]
         return [
             Figure(
@@ -141,6 +131,14 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
                 rows,
                 columns[1:-1],
             ),
+        ], {"cards": {"Active subscriptions": o.active, "Subscribers": o.subscribers}}
+    if page == "mrr":
+        m = reports.mrr(f)
+        intervals = [
+            [_interval(months, days), f"{billed} {cur}", f"{monthly} {cur}"]
+            for months, days, billed, monthly in m.by_interval
+        ]
+        return [
             Figure(
                 "mrr",
                 "MRR by billing interval",
@@ -148,10 +146,10 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
                 ["Interval", "Billed per interval", "Per month"],
                 intervals,
                 [],
-                "Each active subscription's next billing amount x 365 / "
-                "(365 x interval months + 12 x interval days).",
+                "Each active subscription's next billing amount (its Active items) x 365 / "
+                "(365 x interval months + 12 x interval days); ARR = 12 x MRR.",
             ),
-        ], {"cards": cards}
+        ], {"cards": {"MRR": f"{m.mrr} {cur}", "ARR": f"{m.arr} {cur}"}}
     if page == "revenue":
         paid = reports.revenue(f)
         labels = [label for _, label in reports.CATEGORIES]
@@ -182,7 +180,6 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
         ], {}
     if page == "renewals":
         success = reports.renewal_success(f)
-        soon = reports.upcoming(f)
         columns = ["Due", "Charged", "Success %"]
         return [
             Figure(
@@ -194,6 +191,10 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
                 ["Success %"],
                 "Renewal purchases paid ÷ opened, by month opened.",
             ),
+        ], {}
+    if page == "upcoming":
+        soon = reports.upcoming(f)
+        return [
             Figure(
                 "upcoming",
                 f"Upcoming renewals, next 90 days ({cur})",

@@ -118,9 +118,13 @@ def _active_items(f: Filters) -> Any:
 class Overview:
     active: int
     subscribers: int
+    by_status: list[tuple[str, str, int]]  # (status, renewal type or "", count)
+
+
+@dataclass
+class Mrr:
     mrr: Decimal
     arr: Decimal
-    by_status: list[tuple[str, str, int]]  # (status, renewal type or "", count)
     by_interval: list[tuple[int, int, Decimal, Decimal]]  # months, days, billed, per month
 
 
@@ -130,16 +134,24 @@ def monthly_factor(months: int, days: int) -> Decimal:
 
 
 def overview(f: Filters) -> Overview:
+    """Counts by status and renewal type (one grouped scan) and subscribers."""
     subs = _subscriptions(f)
-    counted = subs.filter(status=S.ACTIVE).aggregate(
-        active=Count("id"), subscribers=Count("customer", distinct=True)
-    )
     by_status = [
         (r["status"], r["renewal_type"] or "", r["n"])
         for r in subs.values("status", "renewal_type")
         .annotate(n=Count("id"))
         .order_by("status", "renewal_type")
     ]
+    subscribers = subs.filter(status=S.ACTIVE).aggregate(n=Count("customer", distinct=True))
+    return Overview(
+        active=sum(n for status, _, n in by_status if status == S.ACTIVE),
+        subscribers=subscribers["n"],
+        by_status=by_status,
+    )
+
+
+def mrr(f: Filters) -> Mrr:
+    """Billed per interval length (one grouped join), normalised to a month."""
     per_interval = (
         _active_items(f)
         .values("subscription__interval_months", "subscription__interval_days")
@@ -153,12 +165,9 @@ def overview(f: Filters) -> Overview:
         monthly = billed * monthly_factor(months, days)
         exact += monthly
         intervals.append((months, days, billed, quantize(monthly, f.currency)))
-    return Overview(
-        active=counted["active"],
-        subscribers=counted["subscribers"],
+    return Mrr(
         mrr=quantize(exact, f.currency),
         arr=quantize(exact * 12, f.currency),
-        by_status=by_status,
         by_interval=intervals,
     )
 
@@ -292,20 +301,37 @@ def upcoming(f: Filters, *, now: datetime | None = None) -> Upcoming:
     """Active subscriptions billed in the next 90 days, per week from today."""
     now = now or timezone.now()
     today = _utc(now.date())
-    items = _active_items(f).filter(
-        subscription__next_billing_date__gte=now,
-        subscription__next_billing_date__lt=now + timedelta(days=90),
-    )
-    # Grouped by billing day (at most 90 groups), then summed into weeks here.
-    rows = (
-        items.annotate(day=TruncDay("subscription__next_billing_date"))
+    span = (now, now + timedelta(days=90))
+    # Grouped by billing day (at most 90 groups), then summed into weeks here:
+    # subscriptions counted on their own table (no DISTINCT over the join),
+    # amounts from their Active items.
+    counts = {
+        _day(r["day"]): r["n"]
+        for r in _subscriptions(f)
+        .filter(status=S.ACTIVE, next_billing_date__gte=span[0], next_billing_date__lt=span[1])
+        .annotate(day=TruncDay("next_billing_date"))
         .values("day")
-        .annotate(subs=Count("subscription", distinct=True), amount=Sum(LINE))
-    )
+        .annotate(n=Count("id"))
+    }
+    amounts = {
+        _day(r["day"]): r["amount"]
+        for r in _active_items(f)
+        .filter(
+            subscription__next_billing_date__gte=span[0],
+            subscription__next_billing_date__lt=span[1],
+        )
+        .annotate(day=TruncDay("subscription__next_billing_date"))
+        .values("day")
+        .annotate(amount=Sum(LINE))
+    }
+    rows = [
+        {"day": day, "subs": counts.get(day, 0), "amount": amounts.get(day)}
+        for day in sorted(set(counts) | set(amounts))
+    ]
     weeks_out: dict[int, Tally] = defaultdict(Tally)
     windows = {30: Tally(), 90: Tally()}
     for row in rows:
-        offset = (_day(row["day"]) - today.date()).days
+        offset = (row["day"] - today.date()).days
         amount = quantize(Decimal(row["amount"] or 0), f.currency)
         weeks_out[offset // 7].add(row["subs"], amount)
         for limit, window in windows.items():

@@ -20,6 +20,9 @@ def test_reports_draw_charts_and_follow_the_filters(shoot, page, sm2, clock):
     sign_in(page, sm2, "viewer")
     page.click("nav.mainnav >> text=Reports")
     page.wait_for_selector("canvas[data-drawn='1']")  # Chart.js drew the status chart
+    assert page.inner_text("[data-testid=kpi-active-subscriptions]") == "3"
+    page.click("nav.tabs >> text=MRR & ARR")
+    page.wait_for_selector("[data-testid=kpi-mrr]")
     assert page.inner_text("[data-testid=kpi-mrr]") == "50.42 EUR"
     page.click("nav.tabs >> text=Revenue")
     page.fill("#id_start", "2026-02-01")

@@ -73,19 +73,20 @@ def filters(shop, currency="EUR", product=None):
     return Filters(shop["client"], currency, date(2026, 2, 1), date(2026, 6, 15), product)
 
 
-def test_overview_active_subscribers_mrr_arr_and_statuses(shop):
+def test_active_subscribers_statuses_mrr_and_arr(shop):
     o = reports.overview(filters(shop))
     assert (o.active, o.subscribers) == (3, 2)  # A, B, C; ann and bob
-    # MRR: A 10.00 + B 120.00 / 12 = 10.00 + C 7.00 x 365 / 84 = 30.4166... = 50.4166... -> 50.42
-    assert o.mrr == Decimal("50.42")
-    # ARR from the exact MRR: (10 + 10 + 7 x 365 / 84) x 12 = 240 + 365 = 605.00
-    assert o.arr == Decimal("605.00")
     assert sorted(o.by_status) == [
         ("Active", "Automatic", 2),
         ("Active", "Manual", 1),
         ("Deactivated", "Automatic", 1),
         ("Grace", "Automatic", 1),
     ]
+    o = reports.mrr(filters(shop))
+    # MRR: A 10.00 + B 120.00 / 12 = 10.00 + C 7.00 x 365 / 84 = 30.4166... = 50.4166... -> 50.42
+    assert o.mrr == Decimal("50.42")
+    # ARR from the exact MRR: (10 + 10 + 7 x 365 / 84) x 12 = 240 + 365 = 605.00
+    assert o.arr == Decimal("605.00")
     assert [(m, d, monthly) for m, d, _, monthly in o.by_interval] == [
         (0, 7, Decimal("30.42")),
         (1, 0, Decimal("10.00")),
@@ -94,10 +95,12 @@ def test_overview_active_subscribers_mrr_arr_and_statuses(shop):
 
 
 def test_overview_by_product_and_by_currency(shop):
-    by_pro = reports.overview(filters(shop, product=shop["pro"]))
-    assert (by_pro.active, by_pro.mrr) == (1, Decimal("10.00"))  # only A: D ended, E in Grace
-    usd = reports.overview(filters(shop, currency="USD"))
-    assert (usd.active, usd.mrr, usd.arr) == (1, Decimal("50.00"), Decimal("600.00"))
+    pro = filters(shop, product=shop["pro"])
+    # Only A: D ended, E is in Grace.
+    assert (reports.overview(pro).active, reports.mrr(pro).mrr) == (1, Decimal("10.00"))
+    usd = filters(shop, currency="USD")
+    assert reports.overview(usd).active == 1
+    assert (reports.mrr(usd).mrr, reports.mrr(usd).arr) == (Decimal("50.00"), Decimal("600.00"))
 
 
 def test_new_vs_renewal_revenue_per_month(shop):
@@ -150,13 +153,13 @@ def test_upcoming_renewals_30_and_90_days(shop):
 
 def test_reports_pages_charts_tables_and_csv(login, shop):
     staff = login(shop["client"], "viewer")
-    for page in ("overview", "revenue", "churn", "renewals"):
+    for page in ("overview", "mrr", "revenue", "churn", "renewals", "upcoming"):
         answer = staff.get(f"/reports/{page}/?start=2026-02-01&end=2026-06-15&currency=EUR")
         assert answer.status_code == 200, page
         html = answer.content.decode()
         assert "vendor/chartjs/chart.umd.min.js" in html  # served from static/, not a CDN
         assert "cdn" not in html.lower()
-    overview = staff.get("/reports/overview/").content.decode()
+    overview = staff.get("/reports/mrr/").content.decode()
     assert 'data-testid="kpi-mrr">50.42 EUR' in overview
     assert 'data-testid="kpi-arr">605.00 EUR' in overview
     csv = staff.get(
@@ -164,7 +167,7 @@ def test_reports_pages_charts_tables_and_csv(login, shop):
     ).content.decode()
     assert csv.splitlines()[0] == "Month,New,Renewal,Item changes,Total"
     assert "2026-04,120.00,10.00,0.00,130.00" in csv.splitlines()
-    renewals = staff.get("/reports/renewals/").content.decode()
+    renewals = staff.get("/reports/upcoming/").content.decode()
     assert 'data-testid="kpi-expected-in-30-days">17.00 EUR' in renewals
 
 
@@ -184,6 +187,7 @@ def test_reports_see_only_their_own_client(login, shop, sm1):
     staff = login(sm1, "viewer")
     html = staff.get("/reports/overview/?currency=EUR").content.decode()
     assert 'data-testid="kpi-active-subscriptions">1<' in html
+    html = staff.get("/reports/mrr/?currency=EUR").content.decode()
     assert 'data-testid="kpi-mrr">99.00 EUR' in html
     # Another client's product as a filter is not a choice here.
     answer = staff.get(f"/reports/overview/?product={shop['pro'].pk}")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db.models import Count
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from commerce.gateway import CARD_APPROVED, CARD_DECLINES_AFTER_FIRST
 from commerce.models import ApiCredential, Client, Product, StaffMembership
+from customers.portal import link_for
 from subscriptions import services
 from subscriptions.models import Subscription
 
@@ -86,6 +88,14 @@ class Command(BaseCommand):
             "client"
         ):
             self.stdout.write(f"  {c.key_id} / {c.client.slug}-api-secret   ({c.client.name})")
+        self.stdout.write("\nCustomer portal (a signed link, as in every customer e-mail):")
+        for client in Client.objects.filter(slug__in=["northwind", "contoso"]).order_by("slug"):
+            customer = client.customers.filter(subscriptions__isnull=False).order_by("pk").first()
+            if customer is not None:
+                self.stdout.write(f"  {link_for(customer)}   ({customer.email})")
+            self.stdout.write(
+                f"  new link by e-mail: {settings.SITE_URL}/portal/link/{client.slug}/"
+            )
 
 
 def _clients() -> tuple[Client, Client]:
