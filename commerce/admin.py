@@ -23,10 +23,13 @@ class ClientAdmin(admin.ModelAdmin):
         "grace_period_days",
         "hold_days",
         "vat_rate",
+        "is_sandbox",
     )
-    list_filter = ("sm_version",)
+    list_filter = ("sm_version", "is_sandbox")
     search_fields = ("=id", "name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+    # The test clock only moves forward, from the client's Settings page.
+    readonly_fields = ("clock_offset",)
 
 
 @admin.register(StaffMembership)

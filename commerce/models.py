@@ -7,13 +7,16 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Client(models.Model):
@@ -36,6 +39,10 @@ class Client(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
         help_text="Percent, e.g. 19.00",
     )
+    # A sandbox client has its own test clock: real time + clock_offset, which
+    # admins move forward (commerce/clock.py). Production clients never do.
+    is_sandbox = models.BooleanField(default=False)
+    clock_offset = models.DurationField(default=timedelta(0))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -44,12 +51,32 @@ class Client(models.Model):
                 condition=Q(sm_version__in=["1.0", "2.0"]), name="client_sm_version_valid"
             ),
             models.CheckConstraint(
+                condition=Q(is_sandbox=True) | Q(clock_offset=timedelta(0)),
+                name="client_clock_only_in_sandbox",
+            ),
+            models.CheckConstraint(
+                condition=Q(clock_offset__gte=timedelta(0)), name="client_clock_never_behind"
+            ),
+            models.CheckConstraint(
                 condition=Q(vat_rate__gte=0) & Q(vat_rate__lte=100), name="client_vat_rate_range"
             ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if not self.is_sandbox and self.clock_offset:
+            raise ValidationError(
+                {
+                    "is_sandbox": "This client's test clock has moved; it stays a sandbox "
+                    "(its time cannot go back to real time)."
+                }
+            )
+
+    def now(self) -> datetime:
+        """This client's time: real time, or the sandbox clock."""
+        return timezone.now() + (self.clock_offset if self.is_sandbox else timedelta(0))
 
     @property
     def is_sm2(self) -> bool:

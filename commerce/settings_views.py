@@ -3,15 +3,20 @@ confirmation and result (SPEC 9, 11)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from subscriptions import services
 from subscriptions.errors import DomainError
 
+from . import clock
 from .access import HtmxHttpRequest, client_of, staff_actor, staff_required
 from .models import ApiCredential, WebhookEndpoint
 
@@ -75,3 +80,37 @@ def sm2_migration(request: HtmxHttpRequest) -> HttpResponse:
         return redirect("settings")
     plan = services.plan_sm2_migration(client=client)
     return render(request, "settings/sm2_migration.html", {"client": client, "plan": plan})
+
+
+@require_POST
+@staff_required("admin")
+def advance_clock(request: HtmxHttpRequest) -> HttpResponse:
+    """Move this sandbox client's test clock forward (issue 10); the days on
+    the way are swept by a worker, one after the other."""
+    from subscriptions.tasks import advance_clock as advance_task
+
+    client = client_of(request)
+    by = request.POST.get("by", "")
+    try:
+        if by == "date":
+            day = parse_date(request.POST.get("to", "") or "")
+            if day is None:
+                raise clock.ClockError("Choose the date to advance to.")
+            # Keep the time of day, so "to 1 March" lands on 1 March.
+            to = datetime.combine(day, client.now().timetz())
+            target = clock.target_of(client, to=to)
+        else:
+            steps = {"day": (1, 0), "week": (7, 0), "month": (0, 1)}
+            if by not in steps:
+                raise clock.ClockError("Choose how far to advance.")
+            days, months = steps[by]
+            target = clock.target_of(client, days=days, months=months)
+    except clock.ClockError as exc:
+        messages.error(request, f"The clock was not moved: {exc}")
+        return redirect("settings")
+    transaction.on_commit(lambda: advance_task.delay(client.pk, target.isoformat()))
+    messages.success(
+        request,
+        f"The clock is moving to {target:%Y-%m-%d %H:%M} UTC; each day on the way is swept.",
+    )
+    return redirect("settings")

@@ -38,6 +38,7 @@ urlpatterns = [
     path("customers/", customer_views.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
     path("settings/", settings_views.settings_page, name="settings"),
+    path("settings/clock/", settings_views.advance_clock, name="clock-advance"),
     path("settings/sm2-migration/", settings_views.sm2_migration, name="sm2-migration"),
     path(
         "settings/api-credentials/",

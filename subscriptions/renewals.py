@@ -68,13 +68,13 @@ def start_sweep(
 ) -> list[Work]:
     """Record one RenewalRun per client with due work and return its batches.
     The caller runs them (``run_renewals``) or sends them to workers."""
-    as_of = as_of or timezone.now()
     clients = [client] if client is not None else list(Client.objects.order_by("pk"))
     work: list[Work] = []
     for one in clients:
+        moment = as_of or one.now()  # a sandbox client's test clock
         kinds = {
             kind: list(queryset.order_by("pk").values_list("pk", flat=True))
-            for kind, queryset in _due(one, as_of).items()
+            for kind, queryset in _due(one, moment).items()
         }
         batches = [(kind, chunk) for kind, ids in kinds.items() for chunk in _chunks(ids)]
         if not batches:
@@ -82,7 +82,7 @@ def start_sweep(
         run = RenewalRun.objects.create(
             client=one,
             trigger=trigger,
-            as_of=as_of,
+            as_of=moment,
             started_at=timezone.now(),
             batches_total=len(batches),
             due=len(kinds["charges"]),

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from commerce import clock
 from commerce.models import Client
 
 from . import renewals
@@ -24,11 +25,14 @@ def sweep(client_id: int | None = None, trigger: str = "beat", as_of: str | None
     first batches start while later clients are still being swept. Returns
     the number of tasks sent."""
     if client_id is None:
-        moment = timezone.now().isoformat()
-        client_ids = list(Client.objects.order_by("pk").values_list("pk", flat=True))
-        for pk in client_ids:
-            sweep.delay(client_id=pk, trigger=trigger, as_of=moment)
-        return len(client_ids)
+        now = timezone.now()
+        clients = list(
+            Client.objects.order_by("pk").values_list("pk", "is_sandbox", "clock_offset")
+        )
+        for pk, sandbox, offset in clients:
+            moment = now + offset if sandbox else now  # a sandbox client's test clock
+            sweep.delay(client_id=pk, trigger=trigger, as_of=moment.isoformat())
+        return len(clients)
     client = Client.objects.get(pk=client_id)
     work = renewals.start_sweep(
         client=client, trigger=trigger, as_of=_when(as_of) if as_of else None
@@ -65,3 +69,17 @@ def _when(value: str) -> datetime:
     if moment is None:
         raise ValueError(f"not a timestamp: {value!r}")
     return moment
+
+
+@shared_task
+def advance_clock(client_id: int, target: str) -> int:
+    """Move a sandbox client's test clock to ``target`` a day at a time,
+    sweeping that client (and only it) at each step, in this task, so that
+    each day's reminders, charges and dunning finish before the next day."""
+    return clock.advance(client_id, _when(target), sweep=sweep_now)
+
+
+def sweep_now(client: Client, as_of: datetime) -> None:
+    for work in renewals.start_sweep(client=client, as_of=as_of, trigger="clock"):
+        outcome = renewals.run_batch(work.kind, work.ids, as_of=as_of)
+        renewals.finish_batch(work.run.pk, outcome.counts)

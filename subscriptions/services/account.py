@@ -24,7 +24,7 @@ def update_card(
 ) -> PaymentMethod:
     """Store the new card and bill every subscription of the customer that can
     still be billed with it from now on."""
-    at = now_or(at)
+    at = now_or(at, customer)
     errors = card_errors(card, at)
     if errors:
         raise InvalidInput(" ".join(errors.values()), fields=errors)
@@ -56,7 +56,7 @@ def update_contact(
 ) -> Customer:
     """Change the customer's name or company (the e-mail address identifies
     them for the client and stays)."""
-    at = now_or(at)
+    at = now_or(at, customer)
     errors = {
         name: f"At most {limit} characters."
         for name, limit in CONTACT_FIELDS.items()

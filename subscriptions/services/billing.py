@@ -109,7 +109,7 @@ def charge_next_interval(
     reset_billing_interval: bool = False,
 ) -> ChargeOutcome:
     """Charge the subscription's next interval once (see the module doc)."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
@@ -230,7 +230,7 @@ def renew_due(*, subscription: Subscription, at: datetime | None = None) -> str:
 
     Returns what happened: ``skipped``, ``finished``, ``manual``, ``invoiced``,
     ``charged``, ``declined`` or ``error``."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
@@ -309,7 +309,7 @@ def enter_dunning(
 def advance_dunning(*, subscription: Subscription, at: datetime | None = None) -> str | None:
     """Grace expired -> Hold; Hold expired -> Deactivated. Returns the new
     status, or None when nothing was due."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         sub, client = locked.sub, locked.sub.client
@@ -386,7 +386,7 @@ def renew_early(
 ) -> ChargeOutcome:
     """Charge the next interval now. The remaining time is kept unless
     ``reset_billing_interval``, which starts the new interval today."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
@@ -422,7 +422,7 @@ def mark_purchase_paid(
     """Record an offline (invoice) payment: a sign-up's ``New`` subscriptions
     start their first interval; a renewal invoice counts as that renewal,
     keeping the schedule (the invoice was for that interval)."""
-    at = now_or(at)
+    at = now_or(at, purchase)
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         if (
@@ -481,7 +481,7 @@ def refund(
 ) -> Purchase:
     """Refund all (``amount=None``) or part of a paid purchase. A full refund
     deactivates the subscription; a partial one changes nothing else."""
-    at = now_or(at)
+    at = now_or(at, purchase)
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         _refuse_unless_paid(purchase)
@@ -511,7 +511,7 @@ def refund(
 
 def chargeback(*, purchase: Purchase, actor: Actor, at: datetime | None = None) -> Purchase:
     """The card holder's bank took the money back: like a full refund."""
-    at = now_or(at)
+    at = now_or(at, purchase)
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         _refuse_unless_paid(purchase)

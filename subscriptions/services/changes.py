@@ -45,7 +45,7 @@ def deactivate_items(
 ) -> Subscription:
     """Stop billing the named items. ``allow_reinstate=False`` retires them
     (Finished, for good). The subscription stays Active while any item is."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
@@ -81,7 +81,7 @@ def reinstate_items(
     """Bill the named items again. A Deactivated subscription becomes Active;
     if its billing date has already passed it is billed at once and its dates
     re-based on that payment (SPEC 3, SM 1.0 manual cycle)."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
@@ -130,7 +130,7 @@ def await_reinstate(
 ) -> Subscription:
     """SM 1.0: make an automatic subscription wait for the customer's
     confirmation: Active items -> AwaitingReinstate, subscription -> Deactivated."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
@@ -170,7 +170,7 @@ def switch_renewal_type(
     at: datetime | None = None,
 ) -> Subscription:
     """SM 2.0: flip Automatic/Manual. Statuses do not change (SPEC 3)."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     if renewal_type not in RenewalType.values:
         raise InvalidInput(
             "Renewal type must be Automatic or Manual.",
@@ -206,7 +206,7 @@ def remove_item(
     *, subscription: Subscription, running_no: int, actor: Actor, at: datetime | None = None
 ) -> Subscription:
     """Remove an item for good; allowed while at least two are not removed."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
@@ -239,7 +239,7 @@ def change_next_billing_date(
 ) -> Subscription:
     """Move the next billing date (must be in the future); later dates follow
     from it as the new anchor."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     if next_billing_date.tzinfo is None:
         raise InvalidInput(
             "Give the date with a time zone (RFC 3339).",
@@ -278,7 +278,7 @@ def hand_over_to_client(
 ) -> Subscription:
     """The client takes over this subscription's billing; the schedule and
     the platform's actions leave it alone from now on."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
@@ -306,7 +306,9 @@ def add_note(
         raise InvalidInput("Write a note first.", fields={"text": "Write a note first."})
     with transaction.atomic():
         locked = lock(subscription)
-        return record(locked, actor=actor, event_code="note", at=now_or(at), summary=text)
+        return record(
+            locked, actor=actor, event_code="note", at=now_or(at, subscription), summary=text
+        )
 
 
 def _nos(running_nos: list[int]) -> str:

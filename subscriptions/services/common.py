@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from commerce import webhooks
+from commerce import clock, webhooks
 from commerce.models import OutboxNotification, Purchase
 from customers.emails import queue_for_notification
 from customers.models import Customer
@@ -45,8 +45,10 @@ class Actor:
 SYSTEM = Actor(HistoryEntry.ActorKind.SYSTEM, "system")
 
 
-def now_or(at: datetime | None) -> datetime:
-    moment = at or timezone.now()
+def now_or(at: datetime | None, owner: Any = None) -> datetime:
+    """``at``, or now on the clock of ``owner``'s client (a subscription,
+    purchase, customer or client): a sandbox client's test clock, else real time."""
+    moment = at or (clock.now_for(owner) if owner is not None else timezone.now())
     if timezone.is_naive(moment):
         raise ValueError("times are timezone-aware UTC")
     return moment

@@ -148,7 +148,7 @@ def change_item(
     at: datetime | None = None,
 ) -> Quote:
     """Preview or make one item change (see the module doc)."""
-    at = now_or(at)
+    at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         quote = _quote(locked, change, alignment, at=at)

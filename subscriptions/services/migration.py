@@ -129,7 +129,7 @@ def migrate_to_sm2(
     """Move the client and all its subscriptions to SM 2.0 (see the module
     doc). A client with nothing left on 1.0 gets zeros back and no change.
     ``progress`` is told the name of each step as it starts."""
-    at = now_or(at)
+    at = now_or(at, client)
     step = progress or (lambda _: None)
     top_level = not connection.in_atomic_block
     try:

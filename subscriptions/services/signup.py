@@ -77,7 +77,7 @@ def sign_up(
     A declined card leaves a declined purchase and nothing else (SPEC 4).
     Invoice sign-ups create ``New`` subscriptions that wait for Mark as paid.
     """
-    at = now_or(at)
+    at = now_or(at, client)
     currency = _validate(client, customer, lines, payment, at)
     total = sum((line.product.price * line.quantity for line in lines), Decimal("0"))
     with transaction.atomic():
