@@ -12,7 +12,6 @@ from dateutil.relativedelta import relativedelta
 from django import forms
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from commerce.access import HtmxHttpRequest, client_of, staff_required
@@ -67,7 +66,7 @@ class ReportFilterForm(forms.Form):
 
     def filters(self) -> Filters:
         """The chosen filters, or the defaults: the last 12 months, the main currency."""
-        today = timezone.now().date()
+        today = self.client.now().date()  # a sandbox client's test clock
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         end = data.get("end") or today
         start = data.get("start") or (end.replace(day=1) - relativedelta(months=11))

@@ -35,7 +35,6 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.db.models import Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncDay, TruncMonth
-from django.utils import timezone
 
 from commerce.models import Client, Product, Purchase, PurchaseItem
 from commerce.money import quantize
@@ -299,7 +298,7 @@ class Upcoming:
 
 def upcoming(f: Filters, *, now: datetime | None = None) -> Upcoming:
     """Active subscriptions billed in the next 90 days, per week from today."""
-    now = now or timezone.now()
+    now = now or f.client.now()  # a sandbox client's test clock
     today = _utc(now.date())
     span = (now, now + timedelta(days=90))
     # Grouped by billing day (at most 90 groups), then summed into weeks here:

@@ -61,6 +61,8 @@ class Command(BaseCommand):
             for client in (classic, modern):
                 for no in range(customers):
                     _one_customer(client, no, rng, now)
+        if not Client.objects.filter(slug="sandbox").exists():
+            _sandbox()
         self._print_summary()
 
     def _print_summary(self) -> None:
@@ -158,6 +160,27 @@ def _clients() -> tuple[Client, Client]:
             user = user_model.objects.create_user(name, f"{name}@example.com", f"{name}-pass")
             StaffMembership.objects.create(user=user, client=client, role=role)
     return classic, modern
+
+
+def _sandbox() -> None:
+    """An empty SM 2.0 sandbox client with a test clock (issue 10): buy at
+    /checkout/sandbox/, then advance the clock from Settings."""
+    sandbox = Client.objects.create(
+        name="Sandbox Shop", slug="sandbox", sm_version="2.0", is_sandbox=True
+    )
+    Product.objects.create(client=sandbox, name="Sandbox monthly", price=Decimal("10.00"))
+    Product.objects.create(
+        client=sandbox,
+        name="Sandbox yearly",
+        price=Decimal("100.00"),
+        initial_interval_months=12,
+        interval_months=12,
+    )
+    user_model = get_user_model()
+    for role in ROLES:
+        name = f"sandbox-{role}"
+        user = user_model.objects.create_user(name, f"{name}@example.com", f"{name}-pass")
+        StaffMembership.objects.create(user=user, client=sandbox, role=role)
 
 
 def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) -> None:
