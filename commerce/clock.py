@@ -44,6 +44,10 @@ def now_for(owner: Any) -> datetime:
     row with ``client_id``)."""
     if isinstance(owner, Client):
         return owner.now()
+    state = getattr(owner, "_state", None)
+    loaded = state.fields_cache.get("client") if state is not None else None
+    if isinstance(loaded, Client):  # already read with the row: no query
+        return loaded.now()
     offset = (
         Client.objects.filter(pk=client_id_of(owner), is_sandbox=True)
         .values_list("clock_offset", flat=True)
