@@ -167,9 +167,17 @@ def main() -> None:
 
     client = Client.objects.get(pk=1)
     plan = services.plan_sm2_migration(client=client)
+    marks: list[tuple[str, float]] = []
     started = time.perf_counter()
-    result = services.migrate_to_sm2(client=client, actor=services.SYSTEM)
+    result = services.migrate_to_sm2(
+        client=client,
+        actor=services.SYSTEM,
+        progress=lambda name: marks.append((name, time.perf_counter())),
+    )
     seconds = time.perf_counter() - started
+    ends = [t for _, t in marks[1:]] + [started + seconds]
+    steps = ", ".join(f"{name} {end - t:.2f}s" for (name, t), end in zip(marks, ends, strict=True))
+    print(f"migration steps: start {marks[0][1] - started:.2f}s, {steps} (last incl. commit)")
     assert result.migrated == rows == plan.total, (result, rows, plan.total)
     assert HistoryEntry.objects.filter(event_code="migrateSM2").count() == rows
     print(

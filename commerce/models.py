@@ -41,8 +41,9 @@ class Client(models.Model):
     )
     # A sandbox client has its own test clock: real time + clock_offset, which
     # admins move forward (commerce/clock.py). Production clients never do.
-    is_sandbox = models.BooleanField(default=False)
-    clock_offset = models.DurationField(default=timedelta(0))
+    # Database defaults too, so rows inserted in SQL (bench/) get them.
+    is_sandbox = models.BooleanField(default=False, db_default=False)
+    clock_offset = models.DurationField(default=timedelta(0), db_default=timedelta(0))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -203,10 +203,9 @@ def _migrate(
 
 
 # PostgreSQL: each group's update and its history entries in one statement
-# (data-modifying CTEs). The history rows' foreign-key checks then find the
-# subscriptions already updated by this transaction and lock nothing more,
-# which roughly halves the migration's writes. False runs the portable
-# statements instead (the tests run both on PostgreSQL).
+# (data-modifying CTEs): one pass over each group's subscriptions, the history
+# rows from the update's RETURNING. False runs the portable statements
+# instead (the tests run both on PostgreSQL).
 USE_CTES = True
 
 
@@ -295,10 +294,10 @@ class _Sql:
     def AUTOMATIC_WITH_HISTORY(self) -> str:  # noqa: N802 - a statement, like the others
         return (
             f"WITH subs AS (UPDATE subscriptions_subscription s SET {self.AUTOMATIC_SET} "
-            "WHERE s.client_id = %(client)s AND s.sm_version = '1.0' RETURNING s.id, s.client_id), "
-            f"history AS ({self.HISTORY_INTO}SELECT client_id, id, {self.HISTORY_WHO}, "
-            "%(automatic_summary)s, jsonb_build_object('renewal_type', NULL), "
-            "jsonb_build_object('renewal_type', 'Automatic') FROM subs RETURNING id) "
+            "WHERE s.client_id = %(client)s AND s.sm_version = '1.0' RETURNING s.id), "
+            f"history AS ({self.HISTORY_INTO}SELECT %(client)s, id, {self.HISTORY_WHO}, "
+            "%(automatic_summary)s, '{\"renewal_type\": null}'::jsonb, "
+            '\'{"renewal_type": "Automatic"}\'::jsonb FROM subs RETURNING id) '
             "SELECT (SELECT count(*) FROM subs), (SELECT count(*) FROM history)"
         )
 
