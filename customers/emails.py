@@ -88,7 +88,7 @@ def render(email: CustomerEmail) -> None:
         "purchase": email.purchase,
         "notification": email.notification,
         # Every e-mail carries a fresh signed link into the portal (SPEC 10).
-        "portal_url": link_for(email.customer),
+        "portal_url": link_for(email.customer, email.client),
         "link_days": max(settings.PORTAL_LINK_MAX_AGE // 86400, 1),
     }
     email.body_text = render_to_string("emails/customer.txt", context)

@@ -46,3 +46,21 @@ def test_emails_tab_lists_the_purchases_emails(login, sm2, monthly):
     )
     html = login(sm2, "viewer").get(f"/purchases/{result.purchase.pk}/emails/").content.decode()
     assert "Receipt" in html and "Subscription changed" in html and "tab@example.com" in html
+
+
+def test_sending_renders_unrendered_emails_with_a_constant_number_of_queries(
+    sm2, monthly, django_assert_max_num_queries
+):
+    """The renewal engine writes e-mails without a body; sending renders them
+    (with the portal link) without a query per e-mail."""
+    from customers.emails import send_pending
+
+    for n in range(6):
+        sign_up(sm2, monthly, email=f"q{n}@example.com")
+    CustomerEmail.objects.update(sent_at=None, body_text="", body_html="")
+    with django_assert_max_num_queries(6) as few:
+        send_pending(limit=2)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        send_pending(limit=4)
+    assert all("/portal/enter/" in e.body_text for e in CustomerEmail.objects.all())
+    assert len(mail.outbox) == 6
