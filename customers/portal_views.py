@@ -89,7 +89,6 @@ def portal_customer(view: View) -> View:
         customer = Customer.objects.select_related("client").filter(pk=pk).first() if pk else None
         if customer is None:
             return render(request, "portal/signed_out.html", status=403)
-        request.portal_customer = customer  # type: ignore[attr-defined]
         return view(request, customer, *args, **kwargs)
 
     return wrapper
