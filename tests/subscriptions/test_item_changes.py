@@ -260,3 +260,30 @@ def test_invoice_subscriptions_cannot_be_charged_now(sm2, pro, premium):
         change(sub, at(2026, 3, 22), kind="update", running_no=1, product=premium)
     quote = change(sub, at(2026, 3, 22), NEXT, kind="update", running_no=1, product=premium)
     assert quote.applied
+
+
+def test_a_change_made_during_the_charge_refunds_it_and_changes_nothing(
+    sm2, pro, premium, monkeypatch
+):
+    """Between the pending purchase and recording the charge someone else
+    changes the subscription: the charged amount may be wrong, so it is given
+    back and the item stays as it was."""
+    from subscriptions.errors import ConcurrentChange
+    from subscriptions.services import items
+
+    sub = subscribe(sm2, pro, at=at(2026, 3, 10))
+    real = items.get_gateway()
+
+    class Meanwhile:
+        def charge(self, *args):
+            services.add_note(subscription=sub, text="changed meanwhile", actor=STAFF)
+            return real.charge(*args)
+
+    monkeypatch.setattr(items, "get_gateway", lambda: Meanwhile())
+    with pytest.raises(ConcurrentChange, match="was refunded and nothing was changed"):
+        change(sub, at(2026, 3, 22), kind="update", running_no=1, product=premium)
+    [purchase] = alignment_purchases(sub)
+    assert (purchase.status, purchase.refunded_amount) == ("refunded", Decimal("9.19"))
+    item = fresh(sub).items.get()
+    assert (item.product, item.version) == (pro, 1)
+    assert "note" in history_codes(sub) and "upgrade" not in history_codes(sub)
