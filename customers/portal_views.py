@@ -22,15 +22,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from commerce.models import Client, Purchase
 from commerce.money import split_vat
-from subscriptions import services
+from subscriptions import actions, services
 from subscriptions.errors import DomainError
-from subscriptions.models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from subscriptions.models import Subscription, SubscriptionItem
 
 from .emails import queue_portal_link
 from .models import Customer
 from .portal import LinkProblem, customer_from_token
 
-S, IS = SubscriptionStatus, ItemStatus
 SESSION_KEY = "portal_customer"
 
 View = Callable[..., HttpResponse]
@@ -111,29 +110,6 @@ class Row:
     actions: list[tuple[str, str, int | None]]  # (action, label, item running no)
 
 
-def _offered(sub: Subscription, items: list[SubscriptionItem]) -> list[tuple[str, str, int | None]]:
-    """What the customer may do with this subscription now."""
-    if sub.status in (S.FINISHED, S.HANDLED_BY_CLIENT, S.NEW):
-        return []
-    out: list[tuple[str, str, int | None]] = []
-    if sub.sm_version == "2.0":
-        if sub.renewal_type == "Automatic":
-            out.append(("renewal-off", "Turn off automatic renewal", None))
-        else:
-            out.append(("renewal-on", "Turn on automatic renewal", None))
-    else:
-        for item in items:
-            if item.status == IS.ACTIVE:
-                out.append(("cancel-item", f"Cancel {item.product.name}", item.running_no))
-            elif item.status in (IS.DEACTIVATED, IS.AWAITING_REINSTATE):
-                out.append(("reinstate-item", f"Reinstate {item.product.name}", item.running_no))
-    online = sub.payment_method.is_online
-    manual = sub.renewal_type == "Manual"
-    if online and (sub.status in (S.GRACE, S.HOLD) or (manual and sub.status == S.ACTIVE)):
-        out.append(("renew-now", "Renew now", None))
-    return out
-
-
 def _subscriptions(customer: Customer) -> list[Row]:
     subs = (
         customer.subscriptions.select_related("payment_method")
@@ -148,10 +124,9 @@ def _subscriptions(customer: Customer) -> list[Row]:
     rows = []
     for sub in subs:
         items = list(sub.items.all())
-        amount = sum(
-            (i.unit_price * i.quantity for i in items if i.status == IS.ACTIVE), Decimal("0")
+        rows.append(
+            Row(sub, items, sub.billing_amount(items), actions.offered_to_customer(sub, items))
         )
-        rows.append(Row(sub, items, amount, _offered(sub, items)))
     return rows
 
 
@@ -245,12 +220,12 @@ def act(request: HttpRequest, customer: Customer, pk: int, action: str) -> HttpR
     sub = _own_subscription(customer, pk)
     items = list(sub.items.select_related("product").order_by("running_no"))
     item_no = _int(request.GET.get("item") or request.POST.get("item"))
-    offered = {(a, n) for a, _, n in _offered(sub, items)}
+    offered = {(a, n) for a, _, n in actions.offered_to_customer(sub, items)}
     if (action, item_no) not in offered:
         messages.error(request, "That is not possible for this subscription right now.")
         return redirect("portal")
     product = next((i.product.name for i in items if i.running_no == item_no), "")
-    amount = sum((i.unit_price * i.quantity for i in items if i.status == IS.ACTIVE), Decimal("0"))
+    amount = sub.billing_amount(items)
     facts = {
         "date": f"{sub.next_billing_date:%d %B %Y}",
         "card": str(sub.payment_method),
@@ -260,7 +235,7 @@ def act(request: HttpRequest, customer: Customer, pk: int, action: str) -> HttpR
     question, effect = (text.format(**facts) for text in QUESTIONS[action])
     if request.method == "POST":
         try:
-            _run(action, sub, item_no, services.Actor.customer(customer))
+            actions.perform_for_customer(action, sub, item_no, services.Actor.customer(customer))
             messages.success(request, _done(action, sub.pk))
         except DomainError as exc:
             messages.error(request, f"That did not work: {exc.reason}")
@@ -279,27 +254,6 @@ def act(request: HttpRequest, customer: Customer, pk: int, action: str) -> HttpR
             "danger": action in ("renewal-off", "cancel-item"),
         },
     )
-
-
-def _run(action: str, sub: Subscription, item_no: int | None, actor: services.Actor) -> None:
-    if action in ("renewal-off", "renewal-on"):
-        kind = "Manual" if action == "renewal-off" else "Automatic"
-        services.switch_renewal_type(subscription=sub, renewal_type=kind, actor=actor)
-    elif action == "cancel-item":
-        services.deactivate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
-    elif action == "reinstate-item":
-        services.reinstate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
-    else:
-        outcome = (
-            services.pay_overdue(subscription=sub, actor=actor)
-            if sub.status in (S.GRACE, S.HOLD)
-            else services.renew_early(subscription=sub, actor=actor)
-        )
-        if outcome.status != "Success":
-            raise DomainError(
-                f"your card was not charged ({outcome.message or outcome.status}). "
-                "Please update your card and try again."
-            )
 
 
 def _done(action: str, pk: int) -> str:

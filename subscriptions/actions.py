@@ -1,5 +1,6 @@
-"""The Subscription Billing tab's actions (SPEC 9): when each is offered, what
-the confirmation says, and which lifecycle service it calls.
+"""The Subscription Billing tab's actions (SPEC 9) and the portal's (SPEC 10):
+when each is offered, what the confirmation says, and which lifecycle service
+it calls.
 
 ``offered`` only decides whether a button is shown; the service is the
 authority and its refusal reason is what the user sees if the state changed
@@ -225,3 +226,52 @@ def _mark_paid(sub: Subscription, actor: services.Actor) -> Purchase:
     if invoice is None:
         raise InvalidInput("There is no unpaid invoice for this subscription.")
     return services.mark_purchase_paid(purchase=invoice, actor=actor)
+
+
+# --- the customer portal (SPEC 10) ---------------------------------------------------
+
+
+def offered_to_customer(
+    sub: Subscription, items: list[SubscriptionItem]
+) -> list[tuple[str, str, int | None]]:
+    """What a customer may do with their subscription in the portal now:
+    (action, label, item running number or None)."""
+    if sub.status in (S.FINISHED, S.HANDLED_BY_CLIENT, S.NEW):
+        return []
+    out: list[tuple[str, str, int | None]] = []
+    if sub.sm_version == "2.0":
+        if sub.renewal_type == "Automatic":
+            out.append(("renewal-off", "Turn off automatic renewal", None))
+        else:
+            out.append(("renewal-on", "Turn on automatic renewal", None))
+    else:
+        for item in items:
+            if item.status == IS.ACTIVE:
+                out.append(("cancel-item", f"Cancel {item.product.name}", item.running_no))
+            elif item.status in (IS.DEACTIVATED, IS.AWAITING_REINSTATE):
+                out.append(("reinstate-item", f"Reinstate {item.product.name}", item.running_no))
+    online = sub.payment_method.is_online
+    manual = sub.renewal_type == "Manual"
+    if online and (sub.status in (S.GRACE, S.HOLD) or (manual and sub.status == S.ACTIVE)):
+        out.append(("renew-now", "Renew now", None))
+    return out
+
+
+def perform_for_customer(
+    action: str, sub: Subscription, item_no: int | None, actor: services.Actor
+) -> None:
+    """Run a portal action through its service."""
+    if action in ("renewal-off", "renewal-on"):
+        kind = "Manual" if action == "renewal-off" else "Automatic"
+        services.switch_renewal_type(subscription=sub, renewal_type=kind, actor=actor)
+    elif action == "cancel-item":
+        services.deactivate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
+    elif action == "reinstate-item":
+        services.reinstate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
+    else:
+        outcome = _renew_now(sub, actor)
+        if outcome.status != "Success":
+            raise InvalidInput(
+                f"your card was not charged ({outcome.message or outcome.status}). "
+                "Please update your card and try again."
+            )

@@ -24,6 +24,12 @@ class Interval:
         if self.months < 0 or self.days < 0 or self.months + self.days == 0:
             raise ValueError("an interval needs a positive month or day count")
 
+    def __str__(self) -> str:
+        """ "1 month", "12 months", "7 days", "1 month 15 days"."""
+        parts = [f"{self.months} month{'s' * (self.months != 1)}" if self.months else ""]
+        parts.append(f"{self.days} day{'s' * (self.days != 1)}" if self.days else "")
+        return " ".join(p for p in parts if p)
+
 
 def interval_start(
     *,

@@ -8,6 +8,7 @@ Workflows that touch several rows live in ``subscriptions.services``.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -219,6 +220,10 @@ class Subscription(models.Model):
             )
         self.row_version += 1
 
+    def billing_amount(self, items: list[SubscriptionItem]) -> Decimal:
+        """What the next renewal bills: the Active items' lines."""
+        return sum((i.line_amount for i in items if i.status == IS.ACTIVE), Decimal("0"))
+
     def reminder_date(self, items: list[SubscriptionItem]) -> datetime:
         """When the renewal reminder is due: ``reminder_days`` before the
         billing date, the smallest product override, else the client's."""
@@ -274,6 +279,11 @@ class SubscriptionItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id}/{self.running_no} {self.product_id}"
+
+    @property
+    def line_amount(self) -> Decimal:
+        """Unit price x quantity, in the subscription's currency."""
+        return self.unit_price * self.quantity
 
     @property
     def billing_events_done(self) -> bool:

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -270,7 +269,7 @@ def _open_purchases(
             status=Purchase.Status.PENDING,
             interval_no=sub.last_interval_no + 1,
             currency=sub.currency,
-            total=sum((i.unit_price * i.quantity for i in active[sub.pk]), Decimal("0")),
+            total=sub.billing_amount(active[sub.pk]),
             payment_method_id=sub.payment_method_id,
             created_at=as_of,
         )
@@ -286,7 +285,7 @@ def _open_purchases(
                 product_id=item.product_id,
                 quantity=item.quantity,
                 unit_price=item.unit_price,
-                amount=item.unit_price * item.quantity,
+                amount=item.line_amount,
                 subscription_item=item,
                 interval_no=purchase.interval_no,
             )

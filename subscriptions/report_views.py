@@ -18,6 +18,7 @@ from commerce.access import HtmxHttpRequest, client_of, staff_required
 from commerce.models import Client, Product
 
 from . import reports
+from .dates import Interval
 from .reports import Filters
 
 # One page per group of figures, so that each page's queries stay within
@@ -134,7 +135,7 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
     if page == "mrr":
         m = reports.mrr(f)
         intervals = [
-            [_interval(months, days), f"{billed} {cur}", f"{monthly} {cur}"]
+            [str(Interval(months, days)), f"{billed} {cur}", f"{monthly} {cur}"]
             for months, days, billed, monthly in m.by_interval
         ]
         return [
@@ -150,46 +151,38 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
             ),
         ], {"cards": {"MRR": f"{m.mrr} {cur}", "ARR": f"{m.arr} {cur}"}}
     if page == "revenue":
-        paid = reports.revenue(f)
         labels = [label for _, label in reports.CATEGORIES]
         return [
-            Figure(
+            _per_month(
                 "revenue",
                 f"New vs renewal revenue per month ({cur})",
                 "stacked",
-                ["Month", *labels, "Total"],
-                [[_month(r.month), *[r.values[c] for c in [*labels, "Total"]]] for r in paid],
+                reports.revenue(f),
                 labels,
                 "Paid purchases by month of payment, before refunds.",
             )
         ], {}
     if page == "churn":
-        churned = reports.churn(f)
-        columns = ["Active at start", "Churned", "Churn %"]
         return [
-            Figure(
+            _per_month(
                 "churn",
                 "Churn per month",
                 "line",
-                ["Month", *columns],
-                [[_month(r.month), *[r.values[c] for c in columns]] for r in churned],
+                reports.churn(f),
                 ["Churn %"],
                 "Deactivated or finished in the month ÷ active at its start.",
             )
         ], {}
     if page == "renewals":
-        success = reports.renewal_success(f)
-        columns = ["Due", "Charged", "Success %"]
         return [
-            Figure(
+            _per_month(
                 "success",
                 "Renewal success rate per month",
                 "line",
-                ["Month", *columns],
-                [[_month(r.month), *[r.values[c] for c in columns]] for r in success],
+                reports.renewal_success(f),
                 ["Success %"],
                 "Renewal purchases paid ÷ opened, by month opened.",
-            ),
+            )
         ], {}
     if page == "upcoming":
         soon = reports.upcoming(f)
@@ -214,10 +207,20 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
     raise Http404("No such report.")
 
 
-def _interval(months: int, days: int) -> str:
-    parts = [f"{months} month{'s' * (months != 1)}" if months else ""]
-    parts.append(f"{days} day{'s' * (days != 1)}" if days else "")
-    return " ".join(p for p in parts if p)
+def _per_month(
+    name: str, title: str, kind: str, rows: list[reports.MonthRow], series: list[str], note: str
+) -> Figure:
+    """A figure with a row per month and a column per value of the rows."""
+    columns = list(rows[0].values) if rows else []
+    return Figure(
+        name,
+        title,
+        kind,
+        ["Month", *columns],
+        [[_month(r.month), *r.values.values()] for r in rows],
+        series,
+        note,
+    )
 
 
 @require_GET

@@ -302,29 +302,14 @@ class ItemChangeForm(forms.Form):
 def _change_of(
     kind: str, data: dict[str, Any], sub: Subscription, item: SubscriptionItem | None
 ) -> services.ItemChange:
-    """The form as the service's change; more of the same is ``incqty``, a
-    pricier product an upgrade and a cheaper one a downgrade (history codes)."""
+    """The form as the service's change (the service names the history code)."""
     if kind == "add":
         return services.ItemChange(kind="add", product=data["product"], quantity=data["quantity"])
     assert item is not None
     if kind == "quantity":
-        more = data["quantity"] - item.quantity
-        if more > 0:
-            return services.ItemChange(kind="incqty", running_no=item.running_no, add_quantity=more)
-        return services.ItemChange(
-            kind="update",
-            running_no=item.running_no,
-            quantity=data["quantity"],
-            update_action="Downgrade",
-        )
+        return services.quantity_change(item, data["quantity"])
     if kind == "product":
-        new_price = data["product"].price
-        action = "Update"
-        if new_price != item.unit_price:
-            action = "Upgrade" if new_price > item.unit_price else "Downgrade"
-        return services.ItemChange(
-            kind="update", running_no=item.running_no, product=data["product"], update_action=action
-        )
+        return services.product_change(item, data["product"])
     return services.ItemChange(
         kind="price",
         running_no=item.running_no,

@@ -54,7 +54,7 @@ def subscription_object(sub: Subscription) -> dict[str, Any]:
 
 
 def _item(item: SubscriptionItem, sub: Subscription, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    gross, net, vat = split_vat(item.unit_price * item.quantity, sub.currency, sub.client.vat_rate)
+    gross, net, vat = split_vat(item.line_amount, sub.currency, sub.client.vat_rate)
     return {
         "RunningNo": item.running_no,
         "Version": item.version,

@@ -29,7 +29,16 @@ from .changes import (
     switch_renewal_type,
 )
 from .common import SYSTEM, Actor
-from .items import Alignment, ChargeDeclined, CustomerPrice, ItemChange, Quote, change_item
+from .items import (
+    Alignment,
+    ChargeDeclined,
+    CustomerPrice,
+    ItemChange,
+    Quote,
+    change_item,
+    product_change,
+    quantity_change,
+)
 from .migration import MigrationPlan, MigrationResult, migrate_to_sm2, plan_sm2_migration
 from .signup import (
     CardInput,
@@ -69,6 +78,8 @@ __all__ = [
     "mark_purchase_paid",
     "migrate_to_sm2",
     "pay_overdue",
+    "product_change",
+    "quantity_change",
     "plan_sm2_migration",
     "refund",
     "reinstate_items",

@@ -13,7 +13,7 @@ from customers.models import Customer, PaymentMethod
 from ..errors import InvalidInput
 from ..models import HistoryEntry, SubscriptionStatus
 from .common import Actor, lock, now_or, record
-from .signup import CardInput, card_errors
+from .signup import CardInput, _payment_method, card_errors
 
 S = SubscriptionStatus
 CONTACT_FIELDS = {"first_name": 100, "last_name": 100, "company": 200}
@@ -29,13 +29,7 @@ def update_card(
     if errors:
         raise InvalidInput(" ".join(errors.values()), fields=errors)
     with transaction.atomic():
-        method = PaymentMethod.objects.create(
-            customer=customer,
-            kind=PaymentMethod.Kind.CARD,
-            card_number=card.number.replace(" ", ""),
-            expiry_month=card.expiry_month,
-            expiry_year=card.expiry_year,
-        )
+        method = _payment_method(customer, card)
         subs = customer.subscriptions.exclude(status__in=[S.FINISHED, S.HANDLED_BY_CLIENT])
         for pk in subs.order_by("pk").values_list("pk", flat=True):
             locked = lock(pk)

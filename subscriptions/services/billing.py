@@ -85,13 +85,13 @@ def _open_renewal_purchase(locked: Locked, *, at: datetime) -> Purchase:
             product_id=item.product_id,
             quantity=item.quantity,
             unit_price=item.unit_price,
-            amount=item.unit_price * item.quantity,
+            amount=item.line_amount,
             subscription_item=item,
             interval_no=interval_no,
         )
         for no, item in enumerate(items, start=1)
     )
-    purchase.total = sum((i.unit_price * i.quantity for i in items), Decimal("0"))
+    purchase.total = sub.billing_amount(items)
     purchase.status = Purchase.Status.PENDING
     purchase.payment_method_id = sub.payment_method_id
     purchase.save()

@@ -37,6 +37,7 @@ from commerce.models import Product, Purchase, PurchaseItem
 from commerce.money import quantize, split_vat
 
 from .. import notifications as n
+from ..dates import Interval
 from ..errors import ConcurrentChange, InvalidInput, TransitionNotAllowed
 from ..models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
 from .common import Actor, Locked, lock, now_or, record, refuse_if_not_ours
@@ -208,6 +209,26 @@ def change_item(
     )
 
 
+def quantity_change(item: SubscriptionItem, quantity: int) -> ItemChange:
+    """An item's new total quantity: more of it is ``incqty``, less a downgrade."""
+    more = quantity - item.quantity
+    if more > 0:
+        return ItemChange(kind=INCREASE_QUANTITY, running_no=item.running_no, add_quantity=more)
+    return ItemChange(
+        kind=UPDATE, running_no=item.running_no, quantity=quantity, update_action="Downgrade"
+    )
+
+
+def product_change(item: SubscriptionItem, product: Product) -> ItemChange:
+    """Another product for an item: pricier is an upgrade, cheaper a downgrade."""
+    action = "Update"
+    if product.price != item.unit_price:
+        action = "Upgrade" if product.price > item.unit_price else "Downgrade"
+    return ItemChange(
+        kind=UPDATE, running_no=item.running_no, product=product, update_action=action
+    )
+
+
 # --- pricing -----------------------------------------------------------------------
 
 
@@ -251,10 +272,9 @@ def _check_product(product: Product, sub: Subscription) -> None:
             fields={"ProductId": "Not a subscription product of this client."},
         )
     if (product.interval_months, product.interval_days) != (sub.interval_months, sub.interval_days):
-        every = _interval(product.interval_months, product.interval_days)
+        every = Interval(product.interval_months, product.interval_days)
         raise InvalidInput(
-            f"{product.name} renews every {every}; "
-            f"{sub.display_id} every {_interval(sub.interval_months, sub.interval_days)}.",
+            f"{product.name} renews every {every}; {sub.display_id} every {sub.interval}.",
             fields={"ProductId": "Must have the subscription's interval length."},
         )
     if product.currency != sub.currency:
@@ -262,11 +282,6 @@ def _check_product(product: Product, sub: Subscription) -> None:
             f"{product.name} is priced in {product.currency}; {sub.display_id} in {sub.currency}.",
             fields={"ProductId": "Must have the subscription's currency."},
         )
-
-
-def _interval(months: int, days: int) -> str:
-    parts = [f"{months} month(s)" if months else "", f"{days} day(s)" if days else ""]
-    return " ".join(p for p in parts if p)
 
 
 def _quote(locked: Locked, change: ItemChange, alignment: Alignment, *, at: datetime) -> Quote:
@@ -327,14 +342,7 @@ def _quote(locked: Locked, change: ItemChange, alignment: Alignment, *, at: date
             f"{product.name} x {quantity} @ {unit}"
         )
     new_line, old_line = unit * quantity, old_unit * old_qty
-    others = sum(
-        (
-            i.unit_price * i.quantity
-            for i in locked.items_in(IS.ACTIVE)
-            if i.running_no != running_no
-        ),
-        Decimal("0"),
-    )
+    others = sub.billing_amount([i for i in locked.items if i.running_no != running_no])
     remaining, days = interval_days(sub, at)
     if alignment.extend:
         charge = others + new_line
