@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -18,9 +18,6 @@ from django.http.response import HttpResponseBase
 from django_htmx.middleware import HtmxDetails
 
 from .models import Client, StaffMembership
-
-if TYPE_CHECKING:
-    from subscriptions.services import Actor
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -90,10 +87,3 @@ def context_processor(request: HttpRequest) -> dict[str, Any]:
         "can_change": can(membership, "support"),
         "can_admin": can(membership, "admin"),
     }
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    """The history actor for the signed-in staff member."""
-    from subscriptions.services import Actor
-
-    return Actor.staff(request.user)  # type: ignore[arg-type]

@@ -8,8 +8,6 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from customers.models import Customer
-
 from .models import Client, Product, Purchase
 
 
@@ -37,14 +35,14 @@ def customer_q(term: str, path: str = "customer__") -> Q:
 CUSTOMER_LOOKUP_CAP = 200  # few matches: look customers up first; many: the join finds 25 fast
 
 
-def by_customer(queryset: QuerySet[Any], term: str, client_id: int) -> QuerySet[Any]:
+def by_customer(queryset: QuerySet[Any], term: str, client: Client) -> QuerySet[Any]:
     """Rows of the customers matching ``term``: the customers first, through
     their own indexes, then their rows. (A join ordered by date would walk
     the whole list at a million rows.) Very common prefixes fall back to the join."""
     ids = list(
-        Customer.objects.filter(client_id=client_id)
-        .filter(customer_q(term, path=""))
-        .values_list("pk", flat=True)[: CUSTOMER_LOOKUP_CAP + 1]
+        client.customers.filter(customer_q(term, path="")).values_list("pk", flat=True)[
+            : CUSTOMER_LOOKUP_CAP + 1
+        ]
     )
     if len(ids) > CUSTOMER_LOOKUP_CAP:
         return queryset.filter(customer_q(term))
@@ -90,7 +88,7 @@ class PurchaseFilter(django_filters.FilterSet):
             return queryset.filter(subscription_id=sub_id)
         if (number := parse_id(value)) is not None:
             return queryset.filter(Q(pk=number) | Q(subscription_id=number))
-        return by_customer(queryset, value, self.client.pk)
+        return by_customer(queryset, value, self.client)
 
     def by_product(
         self, queryset: QuerySet[Purchase], name: str, value: Product

@@ -1,4 +1,4 @@
-"""The payment gateway interface and the built-in test gateway (SPEC 5.3).
+"""The payment gateway interface and the built-in test gateway (docs/payments.md).
 
 ``charge(amount, currency, payment_method, idempotency_key)`` answers
 approved, declined or error. The same idempotency key always gets the first
@@ -17,13 +17,27 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils.module_loading import import_string
-
-from customers.models import PaymentMethod
 
 from .bulk import insert_rows
 from .models import GatewayCharge
+
+
+class PaymentKind(models.TextChoices):
+    CARD = "card", "Card"
+    INVOICE = "invoice", "Invoice"
+
+
+class PaymentMethod(Protocol):
+    """What the gateway needs of a stored payment method (``customers``
+    keeps them; this app sits below it)."""
+
+    @property
+    def pk(self) -> int: ...
+
+    kind: str
+    card_number: str
 
 
 class Outcome(enum.StrEnum):
@@ -99,7 +113,7 @@ class TestGateway:
         previous = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
         if previous is not None:
             return _result(previous)
-        if payment_method.kind != PaymentMethod.Kind.CARD:
+        if payment_method.kind != PaymentKind.CARD:
             return ChargeResult(
                 Outcome.DECLINED, message="Offline payment methods are not charged."
             )

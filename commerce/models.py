@@ -19,10 +19,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+class SMVersion(models.TextChoices):
+    V1 = "1.0", "Subscription Management 1.0"
+    V2 = "2.0", "Subscription Management 2.0"
+
+
 class Client(models.Model):
-    class SMVersion(models.TextChoices):
-        V1 = "1.0", "Subscription Management 1.0"
-        V2 = "2.0", "Subscription Management 2.0"
+    SMVersion = SMVersion
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -49,7 +52,7 @@ class Client(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(sm_version__in=["1.0", "2.0"]), name="client_sm_version_valid"
+                condition=Q(sm_version__in=SMVersion.values), name="client_sm_version_valid"
             ),
             models.CheckConstraint(
                 condition=Q(is_sandbox=True) | Q(clock_offset=timedelta(0)),

@@ -146,12 +146,14 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        # Broadcast (remote control) files; kombu's default is ./control.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
@@ -167,7 +169,7 @@ CELERY_EMAIL_QUEUE = os.environ.get("CELERY_EMAIL_QUEUE", "emails")
 CELERY_NOTIFICATION_QUEUE = os.environ.get("CELERY_NOTIFICATION_QUEUE", "notifications")
 CELERY_TASK_ROUTES = {
     "customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE},
-    "commerce.tasks.deliver_notifications": {"queue": CELERY_NOTIFICATION_QUEUE},
+    "subscriptions.notifications.tasks.deliver_notifications": {"queue": CELERY_NOTIFICATION_QUEUE},
 }
 # Webhooks (SPEC 7): seconds to wait for a receiver's answer.
 WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))

@@ -1,10 +1,11 @@
-"""Customer e-mails (SPEC 5.2): written as ``CustomerEmail`` rows in the
-transaction that causes them, sent by a Celery worker after commit."""
+"""Customer e-mails (docs/notifications.md): written as ``CustomerEmail`` rows in
+the transaction that causes them, rendered and sent by a Celery worker after
+commit (``customers.tasks``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -13,31 +14,22 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from commerce.bulk import update_rows
+from commerce.models import Client, Purchase
 
 from .models import Customer, CustomerEmail
 from .portal import link_for
 
-if TYPE_CHECKING:
-    from commerce.models import Purchase
-    from subscriptions.models import Subscription
+
+class Subscription(Protocol):
+    """What an e-mail needs of a subscription (that app builds on this one)."""
+
+    pk: int
+    customer: Customer
+    client: Client
+    next_billing_date: datetime
+
 
 K = CustomerEmail.Kind
-
-# Which notification (SPEC 4) tells the customer what, by e-mail.
-KIND_FOR_NOTIFICATION = {
-    "PaidOrderNotification": K.RECEIPT,
-    "NewOfflinePaymentPurchaseNotification": K.INVOICE,
-    "OnlinePaymentDeclined": K.PAYMENT_FAILED,
-    "RecurringBillingOnGraceNotification": K.PAYMENT_FAILED,
-    "RecurringBillingOnHoldNotification": K.ON_HOLD,
-    "RecurringBillingCanceledNotification": K.DEACTIVATED,
-    "RecurringBillingReinstatedNotification": K.CHANGED,
-    "SubscriptionRenewalTypeChangedNotification": K.CHANGED,
-    "SubscriptionBillingDateExtendedNotification": K.CHANGED,
-    "SubscriptionReminderChargeNotification": K.REMINDER,
-    "SubscriptionReminderOfflinePayNotification": K.REMINDER,
-    "SubscriptionReminderPayOptExpNotification": K.REMINDER,
-}
 
 SUBJECTS: dict[str, str] = {
     K.RECEIPT: "Your receipt from {client}",
@@ -95,8 +87,9 @@ def render(email: CustomerEmail) -> None:
     email.body_html = render_to_string("emails/customer.html", context)
 
 
-def queue_portal_link(customer: Customer, *, at: datetime) -> CustomerEmail:
-    """The e-mail a customer asks for on the portal's sign-in page."""
+def portal_link_email(customer: Customer, *, at: datetime) -> CustomerEmail:
+    """The e-mail a customer asks for on the portal's sign-in page (unsaved,
+    rendered now: the link in it is the point)."""
     email = CustomerEmail(
         client_id=customer.client_id,
         customer=customer,
@@ -106,30 +99,7 @@ def queue_portal_link(customer: Customer, *, at: datetime) -> CustomerEmail:
         subject=SUBJECTS[K.PORTAL_LINK].format(client=customer.client.name),
     )
     render(email)
-    email.save()
-    deliver_after_commit()
     return email
-
-
-def queue_for_notification(
-    notification: str, *, subscription: Subscription | None, purchase: Purchase | None, at: datetime
-) -> CustomerEmail | None:
-    kind = KIND_FOR_NOTIFICATION.get(notification)
-    if kind is None:
-        return None
-    email = build(
-        kind, subscription=subscription, purchase=purchase, at=at, notification=notification
-    )
-    render(email)
-    email.save()
-    deliver_after_commit()
-    return email
-
-
-def deliver_after_commit() -> None:
-    from .tasks import send_customer_emails
-
-    transaction.on_commit(send_customer_emails.delay, robust=True)
 
 
 def send_pending(limit: int = 200) -> int:

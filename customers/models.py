@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from commerce.gateway import PaymentKind
+
 
 class Customer(models.Model):
     client = models.ForeignKey(
@@ -44,9 +46,7 @@ class Customer(models.Model):
 class PaymentMethod(models.Model):
     """A card (held by the test gateway as its number) or an offline invoice."""
 
-    class Kind(models.TextChoices):
-        CARD = "card", "Card"
-        INVOICE = "invoice", "Invoice"
+    Kind = PaymentKind
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="payment_methods")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -58,9 +58,9 @@ class PaymentMethod(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind="invoice")
+                condition=Q(kind=PaymentKind.INVOICE)
                 | (
-                    Q(kind="card")
+                    Q(kind=PaymentKind.CARD)
                     & ~Q(card_number="")
                     & Q(expiry_month__gte=1, expiry_month__lte=12)
                     & Q(expiry_year__isnull=False)

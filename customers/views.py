@@ -1,17 +1,15 @@
-"""Customers list and Customer viewer."""
+"""The customer list (the Customer viewer is ``subscriptions.viewers``)."""
 
 import django_filters
 from django import forms
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from commerce.access import HtmxHttpRequest, client_of, staff_required
 from commerce.filters import customer_q
 from commerce.paging import paginate
-from commerce.tables import PurchaseTable
-from subscriptions.tables import SubscriptionTable
 
 from .models import Customer
 from .tables import CustomerTable
@@ -40,20 +38,3 @@ def customer_list(request: HtmxHttpRequest) -> HttpResponse:
     paginate(request, table)
     template = "customers/list.html" + ("#customer-results" if request.htmx else "")
     return render(request, template, {"filter": filterset, "table": table})
-
-
-@require_GET
-@staff_required()
-def customer_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    customer = get_object_or_404(Customer, pk=pk, client=client_of(request))
-    purchases = PurchaseTable(customer.purchases.select_related("customer"), prefix="p-")
-    subscriptions = SubscriptionTable(
-        customer.subscriptions.select_related("customer"), prefix="s-"
-    )
-    paginate(request, purchases, 10)
-    paginate(request, subscriptions, 10)
-    return render(
-        request,
-        "customers/detail.html",
-        {"customer": customer, "purchases": purchases, "subscriptions": subscriptions},
-    )

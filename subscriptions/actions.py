@@ -1,4 +1,5 @@
-"""The Subscription Billing tab's actions (SPEC 9) and the portal's (SPEC 10):
+"""The Subscription Billing tab's actions (docs/back-office.md) and the
+portal's (docs/portal.md):
 when each is offered, what the confirmation says, and which lifecycle service
 it calls.
 
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from commerce.models import Purchase
+from commerce.models import Purchase, SMVersion
 
 from . import services
 from .errors import InvalidInput
-from .models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from .models import ItemStatus, RenewalType, Subscription, SubscriptionItem, SubscriptionStatus
 
 S, IS = SubscriptionStatus, ItemStatus
 OURS = (S.ACTIVE, S.GRACE, S.HOLD, S.NEW, S.DEACTIVATED)
@@ -128,13 +129,15 @@ def offered(
         return []
     statuses = {i.status for i in items}
     names = []
-    if sub.sm_version == "1.0":
+    if sub.sm_version == SMVersion.V1:
         if sub.status == S.ACTIVE and IS.ACTIVE in statuses:
             names.append("await-reinstate")
         if statuses & {IS.AWAITING_REINSTATE, IS.DEACTIVATED}:
             names.append("reinstate")
     else:
-        names.append("switch-manual" if sub.renewal_type == "Automatic" else "switch-automatic")
+        names.append(
+            "switch-manual" if sub.renewal_type == RenewalType.AUTOMATIC else "switch-automatic"
+        )
     if sub.status != S.NEW:
         names.append("change-date")
     if (
@@ -179,10 +182,10 @@ def perform(
             ],
         ),
         "switch-manual": lambda: services.switch_renewal_type(
-            subscription=sub, renewal_type="Manual", actor=actor
+            subscription=sub, renewal_type=RenewalType.MANUAL, actor=actor
         ),
         "switch-automatic": lambda: services.switch_renewal_type(
-            subscription=sub, renewal_type="Automatic", actor=actor
+            subscription=sub, renewal_type=RenewalType.AUTOMATIC, actor=actor
         ),
         "deactivate-item": lambda: services.deactivate_items(
             subscription=sub, running_nos=[_item_no(running_no)], actor=actor
@@ -197,7 +200,10 @@ def perform(
         "mark-paid": lambda: _mark_paid(sub, actor),
     }
     result = runners[name]()
-    if isinstance(result, services.ChargeOutcome) and result.status != "Success":
+    if (
+        isinstance(result, services.ChargeOutcome)
+        and result.status != services.TransactionStatus.SUCCESS
+    ):
         raise InvalidInput(f"The charge did not go through ({result.status}): {result.message}")
     sub.refresh_from_db()
     return f"{ACTIONS[name].label}: done. {sub.display_id} is now {sub.get_status_display()}."
@@ -228,7 +234,7 @@ def _mark_paid(sub: Subscription, actor: services.Actor) -> Purchase:
     return services.mark_purchase_paid(purchase=invoice, actor=actor)
 
 
-# --- the customer portal (SPEC 10) ---------------------------------------------------
+# --- the customer portal (docs/portal.md) --------------------------------------------------
 
 
 def offered_to_customer(
@@ -239,8 +245,8 @@ def offered_to_customer(
     if sub.status in (S.FINISHED, S.HANDLED_BY_CLIENT, S.NEW):
         return []
     out: list[tuple[str, str, int | None]] = []
-    if sub.sm_version == "2.0":
-        if sub.renewal_type == "Automatic":
+    if sub.sm_version == SMVersion.V2:
+        if sub.renewal_type == RenewalType.AUTOMATIC:
             out.append(("renewal-off", "Turn off automatic renewal", None))
         else:
             out.append(("renewal-on", "Turn on automatic renewal", None))
@@ -251,7 +257,7 @@ def offered_to_customer(
             elif item.status in (IS.DEACTIVATED, IS.AWAITING_REINSTATE):
                 out.append(("reinstate-item", f"Reinstate {item.product.name}", item.running_no))
     online = sub.payment_method.is_online
-    manual = sub.renewal_type == "Manual"
+    manual = sub.renewal_type == RenewalType.MANUAL
     if online and (sub.status in (S.GRACE, S.HOLD) or (manual and sub.status == S.ACTIVE)):
         out.append(("renew-now", "Renew now", None))
     return out
@@ -262,7 +268,7 @@ def perform_for_customer(
 ) -> None:
     """Run a portal action through its service."""
     if action in ("renewal-off", "renewal-on"):
-        kind = "Manual" if action == "renewal-off" else "Automatic"
+        kind = RenewalType.MANUAL if action == "renewal-off" else RenewalType.AUTOMATIC
         services.switch_renewal_type(subscription=sub, renewal_type=kind, actor=actor)
     elif action == "cancel-item":
         services.deactivate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
@@ -270,7 +276,7 @@ def perform_for_customer(
         services.reinstate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
     else:
         outcome = _renew_now(sub, actor)
-        if outcome.status != "Success":
+        if outcome.status != services.TransactionStatus.SUCCESS:
             raise InvalidInput(
                 f"your card was not charged ({outcome.message or outcome.status}). "
                 "Please update your card and try again."

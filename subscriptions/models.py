@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from commerce.models import SMVersion
+
 from .dates import Interval, interval_start
 from .errors import ConcurrentChange, TransitionNotAllowed
 
@@ -41,6 +43,34 @@ class ItemStatus(models.TextChoices):
 class RenewalType(models.TextChoices):
     AUTOMATIC = "Automatic"
     MANUAL = "Manual"
+
+
+class EventCode(models.TextChoices):
+    """What a history entry records (docs/lifecycle.md); the codes are the
+    original platform's SubscriptionEventtypeId values."""
+
+    NEW = "new", "Subscription started"
+    RENEWED = "renewed", "Renewed"
+    RENEWAL_REQUESTED = "renewalReq", "Renewal requested"
+    GRACE = "grace", "Payment overdue (Grace)"
+    HOLD = "hold", "On hold"
+    DEACTIVATE = "deactivate", "Deactivated"
+    REINSTATE = "reinstate", "Reinstated"
+    FINISHED = "finished", "Finished"
+    RENEWAL_TYPE = "renTypeUpd", "Renewal type changed"
+    NEXT_BILLING_DATE = "updNextBD", "Next billing date changed"
+    REMOVE = "remove", "Item removed"
+    HANDOVER = "handover", "Handed over to the client"
+    NOTE = "note", "Note"
+    PAYMENT_METHOD = "updPayment", "Payment method changed"
+    CONTACT = "contact", "Contact details changed"
+    PARTIAL_REFUND = "partialRefund", "Partial refund"
+    ADD = "add", "Item added"
+    UPDATE = "update", "Item changed"
+    UPGRADE = "upgrade", "Item upgraded"
+    DOWNGRADE = "downgrade", "Item downgraded"
+    INCREASE_QUANTITY = "incqty", "Quantity increased"
+    MIGRATE_SM2 = "migrateSM2", "Moved to Subscription Management 2.0"
 
 
 S, IS = SubscriptionStatus, ItemStatus
@@ -98,7 +128,7 @@ class Subscription(models.Model):
     # Copied from the client when the row is written so that a constraint can
     # hold "SM 1.0 -> no renewal type, SM 2.0 -> always one"; the SM migration
     # changes both in one statement.
-    sm_version = models.CharField(max_length=3)
+    sm_version = models.CharField(max_length=3, choices=SMVersion.choices)
     renewal_type = models.CharField(  # noqa: DJ001 - SPEC 2: null means SM 1.0
         max_length=10, choices=RenewalType.choices, null=True, blank=True
     )
@@ -140,8 +170,8 @@ class Subscription(models.Model):
                 condition=Q(status__in=SubscriptionStatus.values), name="subscription_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(sm_version="1.0", renewal_type__isnull=True)
-                | Q(sm_version="2.0", renewal_type__in=RenewalType.values),
+                condition=Q(sm_version=SMVersion.V1, renewal_type__isnull=True)
+                | Q(sm_version=SMVersion.V2, renewal_type__in=RenewalType.values),
                 name="renewal_type_matches_sm_version",
             ),
             models.CheckConstraint(
@@ -204,12 +234,19 @@ class Subscription(models.Model):
         elif new == S.ACTIVE:
             self.end_date = None
 
+    @classmethod
+    def saved_fields(cls) -> list[str]:
+        """The columns a change writes: all but the id and ``created_at``."""
+        return [
+            f.attname
+            for f in cls._meta.concrete_fields
+            if not f.primary_key and f.attname != "created_at"
+        ]
+
     def save_changes(self) -> None:
         """Write this row only if nobody changed it since we read it."""
         fields = {
-            f.attname: getattr(self, f.attname)
-            for f in self._meta.concrete_fields
-            if not f.primary_key and f.attname not in ("created_at", "row_version")
+            name: getattr(self, name) for name in self.saved_fields() if name != "row_version"
         }
         updated = Subscription.objects.filter(pk=self.pk, row_version=self.row_version).update(
             row_version=self.row_version + 1, **fields
@@ -342,7 +379,7 @@ class HistoryEntry(models.Model):
         db_index=False,  # a partial index below: most entries have no staff user
         db_constraint=False,  # as above: no per-entry trigger, even for a null
     )
-    event_code = models.CharField(max_length=20)
+    event_code = models.CharField(max_length=20, choices=EventCode.choices)
     summary = models.TextField()
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)

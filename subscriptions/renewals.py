@@ -1,26 +1,24 @@
-"""The renewal engine (SPEC 5.2): sweeps, and batches that renew in bulk.
+"""The renewal engine (docs/renewals.md): sweeps, and batches of ids.
 
 A sweep (beat, ``run_renewals`` or a test clock) finds due work per client,
 records a ``RenewalRun`` and splits the work into batches of ids. A batch is
-safe to run twice and concurrently:
+safe to run twice and concurrently. The rules are the lifecycle services'
+(``services.billing``); a batch only decides how to call them:
 
-* charges claim their rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` and only
-  while still due; the renewal purchase of (subscription, interval) is unique,
-  and the gateway key is subscription + interval + attempt, so a crash between
-  charging and recording is finished by the next sweep without a second
-  charge (see ``services.billing`` for the same three steps on one row);
-* plain renewals (card, automatic, no item at its last billing event, no SM 1.0
-  manual item) are done set-based: a batch of N costs a constant number of SQL
-  statements. Everything else goes through the per-row services, which hold
-  the same rules;
-* reminders go once per interval (``reminded_interval_no``); dunning moves
-  (retries, Grace -> Hold -> Deactivated) use the per-row services.
+* charges: each due subscription goes through ``services.renew_due``. On
+  PostgreSQL the plain paid renewals among them (``services.is_plain_renewal``)
+  are claimed, charged and recorded a batch at a time (``renewal_sql``), with
+  the values the services compute; declines, errors and everything else
+  still go through the per-row services;
+* reminders go once per interval (``reminded_interval_no``);
+* dunning (retries, Grace -> Hold -> Deactivated) through the per-row services.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,26 +28,27 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from commerce import webhooks
-from commerce.bulk import insert_rows, update_rows
-from commerce.gateway import ChargeRequest, ChargeResult, Outcome, get_gateway
-from commerce.models import Client, OutboxNotification, Purchase, PurchaseItem
-from customers import emails
-from customers.models import CustomerEmail
+from commerce.bulk import update_rows
+from commerce.gateway import get_gateway
+from commerce.models import Client, Purchase
 
-from . import notifications as n
 from . import renewal_sql, services
-from .models import (
-    HistoryEntry,
-    ItemStatus,
-    RenewalRun,
-    Subscription,
-    SubscriptionItem,
-    SubscriptionStatus,
-)
-from .renewal_sql import Claim
+from .models import RenewalRun, Subscription, SubscriptionStatus
+from .notifications import outbox
+from .notifications.payloads import subscription_payload
+from .notifications.types import NotificationType
+from .services.billing import RENEWAL_OUTCOME
 
-S, IS = SubscriptionStatus, ItemStatus
+S, N = SubscriptionStatus, NotificationType
+R, T = services.RenewalOutcome, services.TransactionStatus
+
+
+class WorkKind(enum.StrEnum):
+    """What a batch does."""
+
+    CHARGES = "charges"
+    REMINDERS = "reminders"
+    DUNNING = "dunning"
 
 
 # --- sweeps ------------------------------------------------------------------------
@@ -58,7 +57,7 @@ S, IS = SubscriptionStatus, ItemStatus
 @dataclass
 class Work:
     run: RenewalRun
-    kind: str  # charges / reminders / dunning
+    kind: WorkKind
     ids: list[int]
 
 
@@ -84,13 +83,13 @@ def start_sweep(
             as_of=moment,
             started_at=timezone.now(),
             batches_total=len(batches),
-            due=len(kinds["charges"]),
+            due=len(kinds[WorkKind.CHARGES]),
         )
         work += [Work(run, kind, ids) for kind, ids in batches]
     return work
 
 
-def _due(client: Client, as_of: datetime) -> dict[str, Any]:
+def _due(client: Client, as_of: datetime) -> dict[WorkKind, Any]:
     """What is due for one client, by its own settings, so a sweep touches
     only rows with work to do."""
     scope = Subscription.objects.scheduled().filter(client=client)
@@ -98,14 +97,14 @@ def _due(client: Client, as_of: datetime) -> dict[str, Any]:
     remind_within = timedelta(days=max(client.reminder_days, product_days))
     first_dunning_step = timedelta(days=min([*client.retry_days(), client.grace_period_days]))
     return {
-        "charges": scope.filter(status=S.ACTIVE, next_billing_date__lte=as_of),
-        "reminders": scope.filter(
+        WorkKind.CHARGES: scope.filter(status=S.ACTIVE, next_billing_date__lte=as_of),
+        WorkKind.REMINDERS: scope.filter(
             status=S.ACTIVE,
             next_billing_date__gt=as_of,
             next_billing_date__lte=as_of + remind_within,
             reminded_interval_no__lte=F("last_interval_no"),
         ),
-        "dunning": scope.filter(
+        WorkKind.DUNNING: scope.filter(
             Q(status=S.GRACE, status_changed_at__lte=as_of - first_dunning_step)
             | Q(status=S.HOLD, status_changed_at__lte=as_of - timedelta(days=client.hold_days))
         ),
@@ -125,9 +124,9 @@ class BatchOutcome:
 
 
 def run_batch(kind: str, ids: list[int], *, as_of: datetime) -> BatchOutcome:
-    if kind == "charges":
+    if kind == WorkKind.CHARGES:
         return charge_batch(ids, as_of=as_of)
-    process = {"reminders": remind_batch, "dunning": dunning_batch}[kind]
+    process = {WorkKind.REMINDERS: remind_batch, WorkKind.DUNNING: dunning_batch}[WorkKind(kind)]
     return BatchOutcome(process(ids, as_of=as_of), [])
 
 
@@ -155,393 +154,72 @@ def finish_batch(run_id: int, counts: Counter[str]) -> None:
 
 # --- charges ----------------------------------------------------------------------------
 
+# How a batch counts what ``services.renew_due`` did.
+COUNTED_AS = {
+    R.SKIPPED: "skipped",
+    R.FINISHED: "skipped",
+    R.MANUAL: "dunning",
+    R.INVOICED: "dunning",
+    R.CHARGED: "charged",
+    R.DECLINED: "declined",
+    R.ERROR: "error",
+}
+
+
+def set_based() -> bool:
+    """Plain paid renewals a batch at a time (``renewal_sql``): on PostgreSQL,
+    unless ``RENEWAL_SET_BASED=false``."""
+    return connection.vendor == "postgresql" and settings.RENEWAL_SET_BASED
+
 
 def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     """Renew the due subscriptions among ``ids``. Counts by outcome:
     ``charged``, ``declined``, ``error``, ``skipped``, ``dunning``."""
+    if not set_based():
+        return renew_each(ids, as_of=as_of)
+    claims, special = renewal_sql.claim(ids, as_of=as_of)
+    outcome = renew_each(special, as_of=as_of)
+    counts = outcome.counts
+    counts["skipped"] += len(ids) - len(claims) - len(special)  # not due, or another worker's
+    if not claims:
+        return outcome
+    results = get_gateway().charge_many([c.request for c in claims])
+    answered = list(zip(claims, results, strict=True))
+    with transaction.atomic():
+        recorded = renewal_sql.record_paid([(c, r) for c, r in answered if r.approved], at=as_of)
+    counts["charged"] += recorded.charged
+    counts["skipped"] += recorded.skipped
+    # Declines, errors, and approved charges whose subscription changed since
+    # the claim: recorded one at a time by the services.
+    for claim, result in recorded.stale + [(c, r) for c, r in answered if not r.approved]:
+        charge = services.record_charge(
+            claim.purchase.pk,
+            result,
+            actor=services.SYSTEM,
+            at=as_of,
+            dates=services.NextDates.SCHEDULE,
+            on_decline=services.OnDecline.DUNNING,
+        )
+        if not charge.recorded:
+            counts["skipped"] += 1
+            continue
+        renewal = RENEWAL_OUTCOME[charge.status]
+        counts[COUNTED_AS[renewal]] += 1
+        if renewal == R.ERROR:
+            outcome.retry_ids.append(claim.sub.pk)
+    return outcome
+
+
+def renew_each(ids: list[int], *, as_of: datetime) -> BatchOutcome:
+    """``services.renew_due`` for each subscription, one at a time."""
     counts: Counter[str] = Counter()
     retry: list[int] = []
-    set_based = connection.vendor == "postgresql" and settings.RENEWAL_SET_BASED
-    claims, special = (_claim_sql if set_based else _claim)(ids, as_of=as_of)
-    counts["skipped"] += len(ids) - len(claims) - len(special)
-    for sub in Subscription.objects.filter(pk__in=special).order_by("pk"):
-        outcome = services.renew_due(subscription=sub, at=as_of)
-        counts[
-            {"finished": "skipped", "manual": "dunning", "invoiced": "dunning"}.get(
-                outcome, outcome
-            )
-        ] += 1
-        if outcome == "error":
+    for sub in Subscription.objects.filter(pk__in=ids).order_by("pk"):
+        renewal = services.renew_due(subscription=sub, at=as_of)
+        counts[COUNTED_AS[renewal]] += 1
+        if renewal == R.ERROR:
             retry.append(sub.pk)
-    if claims:
-        results = get_gateway().charge_many(
-            [ChargeRequest(c.amount, c.currency, c.payment_method, c.key) for c in claims]
-        )
-        retry += _record(claims, results, as_of=as_of, counts=counts, set_based=set_based)
     return BatchOutcome(counts, retry)
-
-
-def _claim_sql(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
-    """Step 1 on PostgreSQL, set-based (``renewal_sql``).
-
-    The claim commits without waiting for its WAL flush (``synchronous_commit
-    off``): losing it in a crash loses only pending purchases, and a claim
-    made again charges with the same gateway key (attempt 1), which the
-    gateway answers from its ledger. Whatever follows it (the ledger row, the
-    recorded charge) commits synchronously, which flushes the claim too."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return renewal_sql.claim(ids, as_of=as_of)
-
-
-def _claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
-    """Step 1: lock what is still due (skipping rows another worker holds),
-    and open one pending renewal purchase per (subscription, interval).
-    Returns the plain renewals and the ids of the others."""
-    with transaction.atomic():
-        subs = list(
-            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=ids, status=S.ACTIVE, next_billing_date__lte=as_of)
-            .select_related("client", "customer", "payment_method")
-            .order_by("pk")
-        )
-        items = _items_by_sub(subs)
-        open_purchases = {
-            (p.subscription_id, p.interval_no): p
-            for p in Purchase.objects.filter(
-                category=Purchase.Category.RENEWAL,
-                subscription__in=subs,
-                interval_no__gt=min((s.last_interval_no for s in subs), default=0),
-            )
-        }
-        plain: list[tuple[Subscription, Purchase | None]] = []
-        special: list[int] = []
-        for sub in subs:
-            existing = open_purchases.get((sub.pk, sub.last_interval_no + 1))
-            if _is_plain(sub, items[sub.pk]) and (
-                existing is None or existing.status == Purchase.Status.PENDING
-            ):
-                plain.append((sub, existing))
-            else:
-                special.append(sub.pk)
-        claims = _open_purchases(plain, items, as_of=as_of)
-    return claims, special
-
-
-def _items_by_sub(subs: list[Subscription]) -> dict[int, list[SubscriptionItem]]:
-    grouped: dict[int, list[SubscriptionItem]] = {sub.pk: [] for sub in subs}
-    for item in (
-        SubscriptionItem.objects.filter(subscription__in=subs)
-        .select_related("product")
-        .order_by("subscription_id", "running_no")
-    ):
-        grouped[item.subscription_id].append(item)
-    return grouped
-
-
-def _is_plain(sub: Subscription, items: list[SubscriptionItem]) -> bool:
-    active = [i for i in items if i.status == IS.ACTIVE]
-    return (
-        bool(active)
-        and sub.payment_method.is_online
-        and sub.renewal_type != "Manual"
-        and not any(i.billing_events_done for i in active)
-        and not (
-            sub.sm_version == "1.0" and any(i.product.renewal_mode == "manual" for i in active)
-        )
-    )
-
-
-def _open_purchases(
-    plain: list[tuple[Subscription, Purchase | None]],
-    items: dict[int, list[SubscriptionItem]],
-    *,
-    as_of: datetime,
-) -> list[Claim]:
-    active = {sub.pk: [i for i in items[sub.pk] if i.status == IS.ACTIVE] for sub, _ in plain}
-    new = [
-        Purchase(
-            client_id=sub.client_id,
-            customer_id=sub.customer_id,
-            subscription=sub,
-            category=Purchase.Category.RENEWAL,
-            status=Purchase.Status.PENDING,
-            interval_no=sub.last_interval_no + 1,
-            currency=sub.currency,
-            total=sub.billing_amount(active[sub.pk]),
-            payment_method_id=sub.payment_method_id,
-            created_at=as_of,
-        )
-        for sub, existing in plain
-        if existing is None
-    ]
-    insert_rows(new, returning_ids=True)
-    insert_rows(
-        [
-            PurchaseItem(
-                purchase=purchase,
-                running_no=no,
-                product_id=item.product_id,
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-                amount=item.line_amount,
-                subscription_item=item,
-                interval_no=purchase.interval_no,
-            )
-            for purchase in new
-            for no, item in enumerate(active[purchase.subscription_id or 0], start=1)
-        ]
-    )
-    created = iter(new)
-    claims = []
-    for sub, existing in plain:
-        purchase = existing or next(created)
-        claims.append(
-            Claim(
-                sub.pk,
-                purchase.pk,
-                purchase.interval_no or sub.last_interval_no + 1,
-                purchase.charge_attempts,
-                purchase.total,
-                purchase.currency,
-                sub.payment_method,
-            )
-        )
-    return claims
-
-
-def _record(
-    claims: list[Claim],
-    results: list[ChargeResult],
-    *,
-    as_of: datetime,
-    counts: Counter[str],
-    set_based: bool = False,
-) -> list[int]:
-    """Step 3: record every answer with its state change, in bulk. Returns
-    the subscriptions whose charge hit a transient error. ``set_based``:
-    approved charges are recorded in SQL (``renewal_sql.record_paid``)."""
-    with transaction.atomic():
-        if set_based:
-            approved = [
-                (c.purchase_id, r.reference)
-                for c, r in zip(claims, results, strict=True)
-                if r.approved
-            ]
-            charged = renewal_sql.record_paid(approved, at=as_of)
-            counts["charged"] += charged
-            counts["skipped"] += len(approved) - charged
-            pairs = [(c, r) for c, r in zip(claims, results, strict=True) if not r.approved]
-        else:
-            pairs = list(zip(claims, results, strict=True))
-        if not pairs:
-            return []
-        locked = {
-            p.pk: p
-            for p in Purchase.objects.select_for_update().filter(
-                pk__in=[c.purchase_id for c, _ in pairs]
-            )
-        }
-        subs = {
-            s.pk: s
-            for s in Subscription.objects.select_for_update(of=("self",))
-            .filter(pk__in=[c.sub_id for c, _ in pairs])
-            .select_related("client", "customer")
-        }
-        fresh_items = _items_by_sub(list(subs.values()))
-        out = _Outputs(as_of)
-        out.load_lines(locked.values())
-        for claim, result in pairs:
-            purchase, sub = locked[claim.purchase_id], subs[claim.sub_id]
-            if purchase.status != Purchase.Status.PENDING:
-                counts["skipped"] += 1  # a concurrent batch recorded this charge
-                continue
-            purchase.charge_attempts += 1
-            outcome = _apply(result, purchase, sub, fresh_items[sub.pk], out)
-            counts[outcome] += 1
-            if outcome == "error":
-                out.error_ids.append(sub.pk)
-        out.save(list(locked.values()), list(subs.values()))
-    return out.error_ids
-
-
-def _apply(
-    result: ChargeResult,
-    purchase: Purchase,
-    sub: Subscription,
-    items: list[SubscriptionItem],
-    out: _Outputs,
-) -> str:
-    at = out.at
-    before = sub.snapshot(items)
-    if result.outcome == Outcome.ERROR:
-        purchase.status, purchase.decline_reason = Purchase.Status.FAILED, result.message
-        return "error"
-    if result.outcome == Outcome.DECLINED:
-        purchase.status, purchase.decline_reason = Purchase.Status.DECLINED, result.message
-        if sub.status != S.ACTIVE:
-            return "declined"
-        code, note = _dunning_status(sub, items, at)
-        out.change(
-            sub,
-            items,
-            before,
-            code,
-            note,
-            f"Renewal charge declined: {result.message} Subscription {sub.status}.",
-            purchase=None,
-        )
-        return "declined"
-    purchase.status, purchase.paid_at = Purchase.Status.PAID, at
-    purchase.gateway_reference = result.reference
-    sub.last_interval_no = purchase.interval_no or sub.last_interval_no + 1
-    sub.next_billing_date = sub.billing_date_of(sub.last_interval_no + 1)
-    charged = set(out.charged_items_of(purchase))
-    for item in items:
-        if item.pk in charged:
-            item.last_interval_no += 1
-            out.item_ids.append(item.pk)
-    out.change(
-        sub,
-        items,
-        before,
-        "renewed",
-        n.PAID_ORDER,
-        f"Renewed: interval {sub.last_interval_no} paid ({purchase.total} "
-        f"{purchase.currency}, purchase {purchase.pk}); next billing date "
-        f"{sub.next_billing_date:%Y-%m-%d}.",
-        purchase=purchase,
-    )
-    return "charged"
-
-
-def _dunning_status(
-    sub: Subscription, items: list[SubscriptionItem], at: datetime
-) -> tuple[str, str]:
-    client = sub.client
-    if client.grace_period_days > 0:
-        sub.set_status(S.GRACE, at=at)
-        return "grace", n.ON_GRACE
-    if client.hold_days > 0:
-        sub.set_status(S.HOLD, at=at)
-        return "hold", n.ON_HOLD
-    for item in items:
-        if item.status in (IS.ACTIVE, IS.AWAITING_REINSTATE):
-            item.set_status(IS.DEACTIVATED, at=at)
-    sub.set_status(S.DEACTIVATED, at=at)
-    return "deactivate", n.BILLING_CANCELED
-
-
-class _Outputs:
-    """Rows a batch writes, collected and then saved with one statement each."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-        self.history: list[HistoryEntry] = []
-        self.outbox: list[OutboxNotification] = []
-        self.emails: list[CustomerEmail] = []
-        self.item_ids: list[int] = []
-        self.changed_items: list[SubscriptionItem] = []
-        self.error_ids: list[int] = []
-        self._purchase_items: dict[int, list[PurchaseItem]] = {}
-
-    def charged_items_of(self, purchase: Purchase) -> list[int]:
-        return [
-            pi.subscription_item_id
-            for pi in self._lines(purchase)
-            if pi.subscription_item_id is not None
-        ]
-
-    def _lines(self, purchase: Purchase) -> list[PurchaseItem]:
-        return self._purchase_items.get(purchase.pk, [])
-
-    def load_lines(self, purchases: Iterable[Purchase]) -> None:
-        for line in PurchaseItem.objects.filter(purchase__in=list(purchases)).order_by(
-            "purchase_id", "running_no"
-        ):
-            self._purchase_items.setdefault(line.purchase_id, []).append(line)
-
-    def change(
-        self,
-        sub: Subscription,
-        items: list[SubscriptionItem],
-        before: dict[str, Any],
-        code: str,
-        notification: str,
-        summary: str,
-        *,
-        purchase: Purchase | None,
-    ) -> None:
-        after = sub.snapshot(items)
-        changed = [k for k in after if after[k] != before.get(k)]
-        sub.row_version += 1
-        self.changed_items += [i for i in items if i.status != before["items"][str(i.running_no)]]
-        self.history.append(
-            HistoryEntry(
-                client_id=sub.client_id,
-                subscription=sub,
-                created_at=self.at,
-                actor_kind=HistoryEntry.ActorKind.SYSTEM,
-                actor_label="system",
-                event_code=code,
-                summary=summary,
-                before={k: before[k] for k in changed},
-                after={k: after[k] for k in changed},
-            )
-        )
-        payload = (
-            n.purchase_payload(purchase, [(sub, items)], code, lines=self._lines(purchase))
-            if purchase
-            else n.subscription_payload(sub, items)
-        )
-        self.outbox.append(
-            OutboxNotification(
-                client_id=sub.client_id,
-                type=notification,
-                payload=payload,
-                subscription=sub,
-                purchase=purchase,
-                created_at=self.at,
-            )
-        )
-        kind = emails.KIND_FOR_NOTIFICATION.get(notification)
-        if kind:
-            self.emails.append(
-                emails.build(
-                    kind, subscription=sub, purchase=purchase, at=self.at, notification=notification
-                )
-            )
-
-    def save(self, purchases: list[Purchase], subs: list[Subscription]) -> None:
-        update_rows(
-            purchases,
-            ["status", "paid_at", "gateway_reference", "charge_attempts", "decline_reason"],
-        )
-        update_rows(
-            subs,
-            [
-                "status",
-                "status_changed_at",
-                "end_date",
-                "last_interval_no",
-                "next_billing_date",
-                "row_version",
-            ],
-        )
-        if self.item_ids:
-            SubscriptionItem.objects.filter(pk__in=self.item_ids).update(
-                last_interval_no=F("last_interval_no") + 1
-            )
-        if self.changed_items:
-            update_rows(self.changed_items, ["status", "deactivation_date", "end_date"])
-        insert_rows(self.history)
-        insert_rows(self.outbox)
-        if self.outbox:
-            webhooks.deliver_after_commit()
-        if self.emails:
-            insert_rows(self.emails)
-            emails.deliver_after_commit()
 
 
 # --- reminders and dunning -----------------------------------------------------------
@@ -562,48 +240,40 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
             )
             .select_related("client", "customer", "payment_method")
         )
-        items = _items_by_sub(subs)
-        out = _Outputs(as_of)
-        due = []
+        items = renewal_sql.items_by_subscription(subs)
+        rows, mails, due = [], [], []
         for sub in subs:
             if sub.reminder_date(items[sub.pk]) > as_of:
                 continue
             sub.reminded_interval_no = sub.last_interval_no + 1
             due.append(sub)
             notification = _reminder_type(sub)
-            out.outbox.append(
-                OutboxNotification(
+            rows.append(
+                outbox.outbox_row(
+                    notification,
                     client_id=sub.client_id,
-                    type=notification,
-                    payload=n.subscription_payload(sub, items[sub.pk]),
+                    payload=subscription_payload(sub, items[sub.pk]),
+                    at=as_of,
                     subscription=sub,
-                    created_at=as_of,
                 )
             )
-            out.emails.append(
-                emails.build(
-                    "reminder", subscription=sub, purchase=None, at=as_of, notification=notification
-                )
-            )
+            mail = outbox.email_for(notification, subscription=sub, purchase=None, at=as_of)
+            if mail is not None:
+                mails.append(mail)
         update_rows(due, ["reminded_interval_no"])
-        insert_rows(out.outbox)
-        if out.outbox:
-            webhooks.deliver_after_commit()
-        if out.emails:
-            insert_rows(out.emails)
-            emails.deliver_after_commit()
+        outbox.write(rows, mails)
         counts["reminded"] += len(due)
     return counts
 
 
-def _reminder_type(sub: Subscription) -> str:
+def _reminder_type(sub: Subscription) -> NotificationType:
     method = sub.payment_method
     if not method.is_online:
-        return n.REMINDER_OFFLINE
+        return N.REMINDER_OFFLINE
     expiry = (method.expiry_year or 0, method.expiry_month or 0)
     if expiry < (sub.next_billing_date.year, sub.next_billing_date.month):
-        return n.REMINDER_CARD_EXPIRING
-    return n.REMINDER_CHARGE
+        return N.REMINDER_CARD_EXPIRING
+    return N.REMINDER_CHARGE
 
 
 def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
@@ -619,7 +289,7 @@ def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
     for sub in subs:
         if _retry_due(sub, attempts.get(sub.pk), as_of):
             outcome = services.pay_overdue(subscription=sub, actor=services.SYSTEM, at=as_of)
-            if outcome.status == "Success":
+            if outcome.status == T.SUCCESS:
                 counts["charged"] += 1
                 continue
         if services.advance_dunning(subscription=sub, at=as_of):

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from commerce.access import HtmxHttpRequest, client_of, require_role, staff_actor, staff_required
+from commerce.access import HtmxHttpRequest, client_of, require_role, staff_required
 from commerce.filters import by_customer, parse_id
 from commerce.models import Product, Purchase
 from commerce.paging import paginate
@@ -32,6 +32,11 @@ from .models import (
     SubscriptionStatus,
 )
 from .tables import RenewalRunTable, SubscriptionTable
+
+
+def staff_actor(request: HtmxHttpRequest) -> services.Actor:
+    """The history actor for the signed-in staff member."""
+    return services.Actor.staff(request.user)  # type: ignore[arg-type]
 
 
 class SubscriptionFilter(django_filters.FilterSet):
@@ -54,7 +59,7 @@ class SubscriptionFilter(django_filters.FilterSet):
             return queryset.filter(pk=sub_id)
         if not value.strip():
             return queryset
-        return by_customer(queryset, value, client_of(self.request).pk)
+        return by_customer(queryset, value, client_of(self.request))
 
 
 def _subscription_for_user(request: HtmxHttpRequest, pk: int) -> Subscription:
@@ -304,14 +309,16 @@ def _change_of(
 ) -> services.ItemChange:
     """The form as the service's change (the service names the history code)."""
     if kind == "add":
-        return services.ItemChange(kind="add", product=data["product"], quantity=data["quantity"])
+        return services.ItemChange(
+            kind=services.ChangeKind.ADD, product=data["product"], quantity=data["quantity"]
+        )
     assert item is not None
     if kind == "quantity":
         return services.quantity_change(item, data["quantity"])
     if kind == "product":
         return services.product_change(item, data["product"])
     return services.ItemChange(
-        kind="price",
+        kind=services.ChangeKind.PRICE,
         running_no=item.running_no,
         price=services.CustomerPrice(sub.currency, data["price"], data["price_includes_vat"]),
     )

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from commerce.filters import parse_id
+from commerce.gateway import PaymentKind
 from commerce.models import ApiCredential, Client, Product
 from customers.models import Customer
 
@@ -25,6 +26,8 @@ from ..errors import InvalidInput, NotFound
 from ..models import RenewalType, Subscription
 from .idempotency import idempotent
 from .objects import rfc3339, subscription_object
+
+T = services.TransactionStatus
 
 # --- inputs ------------------------------------------------------------------------
 
@@ -132,13 +135,13 @@ class LineInput(serializers.Serializer):
 
 
 class PaymentInput(serializers.Serializer):
-    Type = serializers.ChoiceField(choices=["card", "invoice"])
+    Type = serializers.ChoiceField(choices=PaymentKind.values)
     CardNumber = serializers.CharField(max_length=19, required=False)
     ExpiryMonth = serializers.IntegerField(required=False, min_value=1, max_value=12)
     ExpiryYear = serializers.IntegerField(required=False, min_value=2000, max_value=2200)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if data["Type"] == "card":
+        if data["Type"] == PaymentKind.CARD:
             missing = [f for f in ("CardNumber", "ExpiryMonth", "ExpiryYear") if f not in data]
             if missing:
                 raise serializers.ValidationError({f: "Required for a card." for f in missing})
@@ -359,14 +362,16 @@ def renewsubscription(request: Request) -> Response:
     sub = _subscription(request, data["SubscriptionId"])
     outcome = services.renew_early(
         subscription=sub,
-        reset_billing_interval=data["ResetBillingInterval"],
+        dates=services.NextDates.FROM_PAYMENT
+        if data["ResetBillingInterval"]
+        else services.NextDates.SCHEDULE,
         actor=_actor(request),
         generate_mail=data["GenerateMail"],
     )
     fresh = _subscriptions(request).get(pk=sub.pk)
     return Response(
         {
-            "ResultMessage": "OK" if outcome.status == "Success" else outcome.message,
+            "ResultMessage": "OK" if outcome.status == T.SUCCESS else outcome.message,
             "TransactionStatus": outcome.status,
             "NextBillingDate": rfc3339(fresh.next_billing_date),
             "Subscription": subscription_object(fresh),
@@ -407,7 +412,7 @@ def createpurchase(request: Request) -> Response:
             expiry_month=payment["ExpiryMonth"],
             expiry_year=payment["ExpiryYear"],
         )
-        if payment["Type"] == "card"
+        if payment["Type"] == PaymentKind.CARD
         else services.InvoiceInput(),
         confirm_auto_renewal=data["ConfirmAutoRenewal"],
         actor=_actor(request),
@@ -416,7 +421,7 @@ def createpurchase(request: Request) -> Response:
     return Response(
         {
             "ResultMessage": "OK"
-            if result.transaction_status in ("Success", "Pending")
+            if result.transaction_status in (T.SUCCESS, T.PENDING)
             else result.message,
             "PurchaseId": result.purchase.pk,
             "CustomerId": result.purchase.customer_id,
@@ -492,7 +497,7 @@ def _price(data: dict[str, Any]) -> services.CustomerPrice | None:
 def addsubscriptionitem(request: Request) -> Response:
     data = _valid(AddItemInput, request)
     change = services.ItemChange(
-        kind="add",
+        kind=services.ChangeKind.ADD,
         product=_product(request, data["ProductId"]),
         quantity=data["Quantity"],
         price=_price(data),
@@ -506,7 +511,7 @@ def addsubscriptionitem(request: Request) -> Response:
 def updatesubscriptionitem(request: Request) -> Response:
     data = _valid(UpdateItemInput, request)
     change = services.ItemChange(
-        kind="update",
+        kind=services.ChangeKind.UPDATE,
         running_no=data["RunningNumber"],
         product=_product(request, data.get("ProductId")),
         quantity=data.get("Quantity"),
@@ -522,7 +527,9 @@ def updatesubscriptionitem(request: Request) -> Response:
 def increasesubscriptionitemquantity(request: Request) -> Response:
     data = _valid(IncreaseQuantityInput, request)
     change = services.ItemChange(
-        kind="incqty", running_no=data["RunningNumber"], add_quantity=data["Quantity"]
+        kind=services.ChangeKind.INCREASE_QUANTITY,
+        running_no=data["RunningNumber"],
+        add_quantity=data["Quantity"],
     )
     return _item_change(request, data, change)
 
@@ -533,7 +540,7 @@ def increasesubscriptionitemquantity(request: Request) -> Response:
 def updatesubscriptionitemprice(request: Request) -> Response:
     data = _valid(ItemPriceInput, request)
     change = services.ItemChange(
-        kind="price",
+        kind=services.ChangeKind.PRICE,
         running_no=data["RunningNumber"],
         quantity=data.get("Quantity"),
         price=_price(data),

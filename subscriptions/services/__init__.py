@@ -9,14 +9,23 @@ state does not allow with a ``DomainError`` carrying a readable reason.
 from .account import update_card, update_contact
 from .billing import (
     ChargeOutcome,
+    NextDates,
+    OnDecline,
+    RenewalOutcome,
     advance_dunning,
     charge_next_interval,
     chargeback,
+    is_plain_renewal,
     mark_purchase_paid,
+    paid_renewal,
     pay_overdue,
+    record_charge,
     refund,
     renew_due,
     renew_early,
+    renewal_key,
+    renewal_lines,
+    renewal_purchase,
 )
 from .changes import (
     add_note,
@@ -28,9 +37,10 @@ from .changes import (
     remove_item,
     switch_renewal_type,
 )
-from .common import SYSTEM, Actor
+from .common import ITEM_FIELDS, SYSTEM, Actor, Locked, TransactionStatus, Written, write
 from .items import (
     Alignment,
+    ChangeKind,
     ChargeDeclined,
     CustomerPrice,
     ItemChange,
@@ -51,9 +61,24 @@ from .signup import (
 )
 
 __all__ = [
+    "ITEM_FIELDS",
     "SYSTEM",
     "Actor",
+    "Locked",
+    "NextDates",
+    "OnDecline",
+    "RenewalOutcome",
+    "TransactionStatus",
+    "Written",
+    "is_plain_renewal",
+    "paid_renewal",
+    "record_charge",
+    "renewal_key",
+    "renewal_lines",
+    "renewal_purchase",
+    "write",
     "Alignment",
+    "ChangeKind",
     "ChargeDeclined",
     "CustomerPrice",
     "ItemChange",

@@ -11,9 +11,9 @@ from django.db import transaction
 from customers.models import Customer, PaymentMethod
 
 from ..errors import InvalidInput
-from ..models import HistoryEntry, SubscriptionStatus
-from .common import Actor, lock, now_or, record
-from .signup import CardInput, _payment_method, card_errors
+from ..models import EventCode, SubscriptionStatus
+from .common import Actor, history_entry, lock, now_or, record, write_history
+from .signup import CardInput, card_errors, payment_method
 
 S = SubscriptionStatus
 CONTACT_FIELDS = {"first_name": 100, "last_name": 100, "company": 200}
@@ -29,7 +29,7 @@ def update_card(
     if errors:
         raise InvalidInput(" ".join(errors.values()), fields=errors)
     with transaction.atomic():
-        method = _payment_method(customer, card)
+        method = payment_method(customer, card)
         subs = customer.subscriptions.exclude(status__in=[S.FINISHED, S.HANDLED_BY_CLIENT])
         for pk in subs.order_by("pk").values_list("pk", flat=True):
             locked = lock(pk)
@@ -38,7 +38,7 @@ def update_card(
             record(
                 locked,
                 actor=actor,
-                event_code="updPayment",
+                event_code=EventCode.PAYMENT_METHOD,
                 at=at,
                 summary=f"Payment method changed from {old} to {method}.",
             )
@@ -75,19 +75,19 @@ def update_contact(
             f"{k.replace('_', ' ')} {before[k] or '–'} -> {after[k] or '–'}"
             for k in sorted(changed)
         )
-        HistoryEntry.objects.bulk_create(
-            HistoryEntry(
-                client_id=customer.client_id,
-                subscription_id=pk,
-                created_at=at,
-                actor_kind=actor.kind,
-                actor_label=actor.label,
-                staff_user=actor.user if actor.kind == HistoryEntry.ActorKind.STAFF else None,
-                event_code="contact",
-                summary=summary + ".",
-                before={k: before[k] for k in changed},
-                after={k: after[k] for k in changed},
-            )
-            for pk in customer.subscriptions.values_list("pk", flat=True)
+        write_history(
+            [
+                history_entry(
+                    client_id=customer.client_id,
+                    subscription_id=pk,
+                    actor=actor,
+                    event_code=EventCode.CONTACT,
+                    summary=summary + ".",
+                    at=at,
+                    before={k: before[k] for k in changed},
+                    after={k: after[k] for k in changed},
+                )
+                for pk in customer.subscriptions.values_list("pk", flat=True)
+            ]
         )
     return customer

@@ -1,18 +1,27 @@
 """Money moving: renewals, dunning, late and early payment, offline payment,
-refunds and chargebacks (SPEC 4, 5).
+refunds and chargebacks (docs/lifecycle.md, docs/renewals.md).
 
 A charge is three steps so that a crash can never charge twice:
 1. in a transaction, the renewal purchase for (subscription, interval) is
-   created or reused (a unique key holds one per interval) and marked pending;
+   created or reused (a unique key holds one per interval) and marked pending
+   (``open_renewal_purchase``);
 2. the gateway is called outside any transaction with an idempotency key of
-   subscription + interval + attempt number;
-3. in a transaction, the answer is recorded together with the state change.
+   subscription + interval + attempt number (``renewal_key``);
+3. in a transaction, the answer is recorded together with the state change
+   (``record_charge``).
 A crash between 2 and 3 leaves the purchase pending with the same attempt
 number, so the next try sends the same key and the gateway replays its answer.
+
+These functions are the renewal rule. The renewal engine's set-based path
+(``subscriptions.renewal_sql``) is an optimisation of one branch of it, the
+plain paid renewal (``is_plain_renewal``), and writes the rows that
+``paid_renewal`` computes; ``tests/subscriptions/test_renewal_contract.py``
+holds the two equal.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,65 +29,107 @@ from decimal import Decimal
 from django.db import transaction
 
 from commerce.gateway import ChargeResult, Outcome, get_gateway
-from commerce.models import Purchase, PurchaseItem
+from commerce.models import Client, Product, Purchase, PurchaseItem, SMVersion
 
-from .. import notifications as n
 from ..errors import InvalidInput, TransitionNotAllowed
-from ..models import ItemStatus, Subscription, SubscriptionStatus
+from ..models import (
+    EventCode,
+    ItemStatus,
+    RenewalType,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionStatus,
+)
+from ..notifications import outbox
+from ..notifications.payloads import purchase_payload
+from ..notifications.types import NotificationType
 from .common import (
     SYSTEM,
     Actor,
     Locked,
+    TransactionStatus,
+    Written,
+    change_rows,
     lock,
     now_or,
     record,
     refuse_if_not_ours,
+    save,
     settle_subscription_status,
+    write,
 )
-from .signup import _start_paid_interval
+from .signup import start_paid_interval
 
-S, IS = SubscriptionStatus, ItemStatus
+S, IS, N, E = SubscriptionStatus, ItemStatus, NotificationType, EventCode
+T = TransactionStatus
+
+
+class NextDates(enum.Enum):
+    """Where a paid interval puts the next billing date."""
+
+    SCHEDULE = "schedule"  # the interval after the paid one, from the anchor
+    FROM_PAYMENT = "from_payment"  # the payment starts the new interval (late or reset)
+
+
+class OnDecline(enum.Enum):
+    """What a declined renewal charge does to an Active subscription."""
+
+    DUNNING = "dunning"  # Grace, Hold or Deactivated (the schedule's charge)
+    NOTHING = "nothing"  # a person asked; they see the decline
+
+
+class RenewalOutcome(enum.StrEnum):
+    """What the schedule did for one subscription whose billing date came."""
+
+    SKIPPED = "skipped"  # not due (any more), or handled by the client
+    FINISHED = "finished"  # its last billing event was reached
+    MANUAL = "manual"  # manual renewal: into dunning, nothing charged
+    INVOICED = "invoiced"  # invoice issued: into dunning until paid
+    CHARGED = "charged"
+    DECLINED = "declined"
+    ERROR = "error"  # transient gateway error: try again later
 
 
 @dataclass
 class ChargeOutcome:
-    """``status`` is the API's TransactionStatus: Success, Rejected, Error, Pending."""
+    """``status`` is the API's TransactionStatus. ``recorded`` is False when
+    another attempt had already recorded this charge."""
 
-    status: str
+    status: TransactionStatus
     subscription: Subscription
     purchase: Purchase | None = None
     message: str = ""
+    recorded: bool = True
 
 
-# --- the charge itself --------------------------------------------------------
+# --- the renewal purchase --------------------------------------------------------
 
 
-def _open_renewal_purchase(locked: Locked, *, at: datetime) -> Purchase:
-    """The renewal purchase of the next interval, created once, reused by retries."""
-    sub = locked.sub
-    interval_no = sub.last_interval_no + 1
-    items = locked.items_in(IS.ACTIVE)
-    if not items:
-        raise TransitionNotAllowed(f"Subscription {sub.display_id} has no Active item to bill.")
-    purchase, created = Purchase.objects.get_or_create(
+def renewal_key(sub_id: int, interval_no: int, attempt: int) -> str:
+    """The gateway idempotency key of a renewal charge attempt."""
+    return f"renewal:{sub_id}:{interval_no}:{attempt}"
+
+
+def renewal_purchase(sub: Subscription, items: list[SubscriptionItem], *, at: datetime) -> Purchase:
+    """The (unsaved) pending purchase of the subscription's next interval,
+    billing its Active items."""
+    return Purchase(
+        client_id=sub.client_id,
+        customer_id=sub.customer_id,
         subscription=sub,
-        interval_no=interval_no,
         category=Purchase.Category.RENEWAL,
-        defaults=dict(
-            client_id=sub.client_id,
-            customer_id=sub.customer_id,
-            status=Purchase.Status.PENDING,
-            currency=sub.currency,
-            total=0,
-            payment_method_id=sub.payment_method_id,
-            created_at=at,
-        ),
+        status=Purchase.Status.PENDING,
+        interval_no=sub.last_interval_no + 1,
+        currency=sub.currency,
+        total=sub.billing_amount(items),
+        payment_method_id=sub.payment_method_id,
+        created_at=at,
     )
-    if purchase.status in (Purchase.Status.PAID, Purchase.Status.PENDING) and not created:
-        return purchase
-    # New, or a retry after a decline: bill the items Active now, at today's price.
-    purchase.items.all().delete()
-    PurchaseItem.objects.bulk_create(
+
+
+def renewal_lines(purchase: Purchase, items: list[SubscriptionItem]) -> list[PurchaseItem]:
+    """A line per Active item, at the item's price now (unsaved)."""
+    return [
         PurchaseItem(
             purchase=purchase,
             running_no=no,
@@ -87,15 +138,70 @@ def _open_renewal_purchase(locked: Locked, *, at: datetime) -> Purchase:
             unit_price=item.unit_price,
             amount=item.line_amount,
             subscription_item=item,
-            interval_no=interval_no,
+            interval_no=purchase.interval_no,
         )
-        for no, item in enumerate(items, start=1)
-    )
-    purchase.total = sub.billing_amount(items)
-    purchase.status = Purchase.Status.PENDING
-    purchase.payment_method_id = sub.payment_method_id
-    purchase.save()
+        for no, item in enumerate((i for i in items if i.status == IS.ACTIVE), start=1)
+    ]
+
+
+def open_renewal_purchase(locked: Locked, *, at: datetime) -> Purchase:
+    """The renewal purchase of the next interval, created once, reused by retries."""
+    sub = locked.sub
+    items = locked.items_in(IS.ACTIVE)
+    if not items:
+        raise TransitionNotAllowed(f"Subscription {sub.display_id} has no Active item to bill.")
+    purchase = Purchase.objects.filter(
+        subscription=sub, interval_no=sub.last_interval_no + 1, category=Purchase.Category.RENEWAL
+    ).first()
+    if purchase is None:
+        purchase = renewal_purchase(sub, items, at=at)
+        purchase.save()
+    elif purchase.status in (Purchase.Status.PAID, Purchase.Status.PENDING):
+        return purchase
+    else:
+        # A retry after a decline: bill the items Active now, at today's price.
+        purchase.items.all().delete()
+        purchase.total = sub.billing_amount(items)
+        purchase.status = Purchase.Status.PENDING
+        purchase.payment_method_id = sub.payment_method_id
+        purchase.save()
+    PurchaseItem.objects.bulk_create(renewal_lines(purchase, items))
     return purchase
+
+
+# --- which branch of the schedule -------------------------------------------------
+
+
+def is_plain_renewal(sub: Subscription, items: list[SubscriptionItem]) -> bool:
+    """Whether a due Active subscription renews on the plain branch of
+    ``renew_due``: it is charged (card, automatic renewal, an Active item,
+    none at its last billing event), and a paid charge changes nothing but
+    the interval count and the dates (no SM 1.0 manual item to move to
+    AwaitingReinstate). The set-based path handles exactly these."""
+    active = [i for i in items if i.status == IS.ACTIVE]
+    return (
+        bool(active)
+        and sub.payment_method.is_online
+        and sub.renewal_type != RenewalType.MANUAL
+        and not any(i.billing_events_done for i in active)
+        and not (
+            sub.sm_version == SMVersion.V1
+            and any(i.product.renewal_mode == Product.RenewalMode.MANUAL for i in active)
+        )
+    )
+
+
+def dunning_target(client: Client) -> tuple[SubscriptionStatus, EventCode, NotificationType]:
+    """Where an unpaid renewal goes: Grace, or Hold with zero grace days, or
+    Deactivated with zero grace and hold days (docs/lifecycle.md)."""
+    if client.grace_period_days > 0:
+        return S.GRACE, E.GRACE, N.ON_GRACE
+    if client.hold_days > 0:
+        return S.HOLD, E.HOLD, N.ON_HOLD
+    return S.DEACTIVATED, E.DEACTIVATE, N.BILLING_CANCELED
+
+
+# --- the charge itself --------------------------------------------------------
 
 
 def charge_next_interval(
@@ -103,74 +209,126 @@ def charge_next_interval(
     subscription: Subscription,
     actor: Actor,
     at: datetime | None = None,
-    rebase: bool,
-    dunning_on_decline: bool,
+    dates: NextDates,
+    on_decline: OnDecline,
     generate_mail: bool = True,
-    reset_billing_interval: bool = False,
 ) -> ChargeOutcome:
     """Charge the subscription's next interval once (see the module doc)."""
     at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
-        purchase = _open_renewal_purchase(locked, at=at)
+        purchase = open_renewal_purchase(locked, at=at)
         if purchase.status == Purchase.Status.PAID:
-            return ChargeOutcome("Success", locked.sub, purchase, "Already charged.")
+            return ChargeOutcome(T.SUCCESS, locked.sub, purchase, "Already charged.")
         if not locked.sub.payment_method.is_online:
-            return ChargeOutcome("Pending", locked.sub, purchase, "Awaiting offline payment.")
-        key = f"renewal:{locked.sub.pk}:{purchase.interval_no}:{purchase.charge_attempts + 1}"
+            return ChargeOutcome(T.PENDING, locked.sub, purchase, "Awaiting offline payment.")
+        key = renewal_key(locked.sub.pk, purchase.interval_no or 0, purchase.charge_attempts + 1)
     result = get_gateway().charge(purchase.total, purchase.currency, locked.sub.payment_method, key)
+    return record_charge(
+        purchase.pk,
+        result,
+        actor=actor,
+        at=at,
+        dates=dates,
+        on_decline=on_decline,
+        generate_mail=generate_mail,
+    )
+
+
+def record_charge(
+    purchase_id: int,
+    result: ChargeResult,
+    *,
+    actor: Actor,
+    at: datetime,
+    dates: NextDates,
+    on_decline: OnDecline,
+    generate_mail: bool = True,
+) -> ChargeOutcome:
+    """Step 3: record the gateway's answer on the pending renewal purchase
+    with the state change it causes, in one transaction. A purchase another
+    attempt has recorded meanwhile is left as it is (``recorded`` False)."""
     with transaction.atomic():
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        if purchase.status == Purchase.Status.PAID:  # a concurrent attempt recorded it
-            return ChargeOutcome("Success", Subscription.objects.get(pk=subscription.pk), purchase)
+        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        if purchase.status != Purchase.Status.PENDING:
+            status = T.SUCCESS if purchase.status == Purchase.Status.PAID else T.REJECTED
+            sub = Subscription.objects.get(pk=purchase.subscription_id or 0)
+            return ChargeOutcome(status, sub, purchase, "Already recorded.", recorded=False)
         purchase.charge_attempts += 1
         if result.approved:
             purchase.status, purchase.paid_at = Purchase.Status.PAID, at
             purchase.gateway_reference = result.reference
             purchase.save()
             sub = apply_paid_renewal(
-                purchase,
+                purchase, actor=actor, at=at, dates=dates, generate_mail=generate_mail
+            )
+            return ChargeOutcome(T.SUCCESS, sub, purchase)
+        declined = result.outcome == Outcome.DECLINED
+        purchase.status = Purchase.Status.DECLINED if declined else Purchase.Status.FAILED
+        purchase.decline_reason = result.message
+        purchase.save()
+        locked = lock(purchase.subscription_id)  # type: ignore[arg-type]
+        if declined and on_decline == OnDecline.DUNNING and locked.sub.status == S.ACTIVE:
+            enter_dunning(
+                locked,
                 actor=actor,
                 at=at,
-                rebase=rebase,
                 generate_mail=generate_mail,
-                reset_billing_interval=reset_billing_interval,
+                reason=f"Renewal charge declined: {result.message}",
             )
-            return ChargeOutcome("Success", sub, purchase)
-        return _record_failed_charge(
-            purchase,
-            result,
-            actor=actor,
-            at=at,
-            dunning_on_decline=dunning_on_decline,
-            generate_mail=generate_mail,
-        )
+        status = T.REJECTED if declined else T.ERROR
+        return ChargeOutcome(status, locked.sub, purchase, result.message)
 
 
-def _record_failed_charge(
+def paid_renewal(
+    locked: Locked,
     purchase: Purchase,
-    result: ChargeResult,
     *,
+    charged: set[int],
     actor: Actor,
     at: datetime,
-    dunning_on_decline: bool,
-    generate_mail: bool,
-) -> ChargeOutcome:
-    declined = result.outcome == Outcome.DECLINED
-    purchase.status = Purchase.Status.DECLINED if declined else Purchase.Status.FAILED
-    purchase.decline_reason = result.message
-    purchase.save()
-    locked = lock(purchase.subscription_id)  # type: ignore[arg-type]
-    if declined and dunning_on_decline and locked.sub.status == S.ACTIVE:
-        enter_dunning(
-            locked,
-            actor=actor,
-            at=at,
-            generate_mail=generate_mail,
-            reason=f"Renewal charge declined: {result.message}",
-        )
-    return ChargeOutcome("Rejected" if declined else "Error", locked.sub, purchase, result.message)
+    dates: NextDates,
+    generate_mail: bool = True,
+    lines: list[PurchaseItem] | None = None,
+) -> Written:
+    """The rule of a paid renewal, on the locked rows in memory: count the
+    interval (and on each charged item), advance the dates, bring a
+    Grace/Hold subscription back to Active, and in SM 1.0 send
+    confirm-every-interval items back to AwaitingReinstate. Returns the
+    history, outbox and e-mail rows; the caller saves the changed rows and
+    writes these (``apply_paid_renewal`` one at a time, the set-based path
+    a batch at a time). ``lines``: the purchase's lines, if already known."""
+    sub = locked.sub
+    interval_no = purchase.interval_no or sub.last_interval_no + 1
+    sub.last_interval_no = interval_no
+    for item in locked.items:
+        if item.pk in charged:
+            item.last_interval_no += 1
+    if sub.status in (S.GRACE, S.HOLD, S.DEACTIVATED):
+        sub.set_status(S.ACTIVE, at=at)
+    if dates == NextDates.FROM_PAYMENT:
+        sub.rebase(at, interval_no=interval_no)
+    else:
+        sub.next_billing_date = sub.billing_date_of(interval_no + 1)
+    if sub.sm_version == SMVersion.V1:
+        for item in locked.items_in(IS.ACTIVE):
+            product = item.product
+            if product.renewal_mode == Product.RenewalMode.MANUAL and product.is_one_time_rebilling:
+                item.set_status(IS.AWAITING_REINSTATE, at=at)
+        settle_subscription_status(locked, at=at)
+    return change_rows(
+        locked,
+        actor=actor,
+        event_code=E.RENEWED,
+        at=at,
+        notification=N.PAID_ORDER,
+        payload=purchase_payload(purchase, [(sub, locked.items)], E.RENEWED, lines=lines),
+        purchase=purchase,
+        generate_mail=generate_mail,
+        summary=f"Renewed: interval {interval_no} paid ({purchase.total} {purchase.currency}, "
+        f"purchase {purchase.pk}); next billing date {sub.next_billing_date:%Y-%m-%d}.",
+    )
 
 
 def apply_paid_renewal(
@@ -178,89 +336,78 @@ def apply_paid_renewal(
     *,
     actor: Actor,
     at: datetime,
-    rebase: bool,
+    dates: NextDates,
     generate_mail: bool = True,
-    reset_billing_interval: bool = False,
 ) -> Subscription:
-    """A renewal purchase is paid: count the interval, advance the dates,
-    bring a Grace/Hold subscription back to Active, and in SM 1.0 send
-    manual-every-interval items back to AwaitingReinstate."""
+    """A renewal purchase is paid: ``paid_renewal`` on the locked rows, saved
+    and written in the caller's transaction."""
     locked = lock(purchase.subscription_id)  # type: ignore[arg-type]
-    sub = locked.sub
-    interval_no = purchase.interval_no or sub.last_interval_no + 1
-    if sub.last_interval_no >= interval_no:
-        return sub  # already counted
+    interval_no = purchase.interval_no or locked.sub.last_interval_no + 1
+    if locked.sub.last_interval_no >= interval_no:
+        return locked.sub  # already counted
     charged = set(purchase.items.values_list("subscription_item_id", flat=True))
-    sub.last_interval_no = interval_no
-    for item in locked.items:
-        if item.pk in charged:
-            item.last_interval_no += 1
-    if sub.status in (S.GRACE, S.HOLD, S.DEACTIVATED):
-        sub.set_status(S.ACTIVE, at=at)
-    if rebase or reset_billing_interval:
-        sub.rebase(at, interval_no=interval_no)
-    else:
-        sub.next_billing_date = sub.billing_date_of(interval_no + 1)
-    if sub.sm_version == "1.0":
-        for item in locked.items_in(IS.ACTIVE):
-            if item.product.renewal_mode == "manual" and item.product.is_one_time_rebilling:
-                item.set_status(IS.AWAITING_REINSTATE, at=at)
-        settle_subscription_status(locked, at=at)
-    payload = n.purchase_payload(purchase, [(sub, locked.items)], "renewed")
-    record(
+    written = paid_renewal(
         locked,
+        purchase,
+        charged={pk for pk in charged if pk is not None},
         actor=actor,
-        event_code="renewed",
         at=at,
-        notification=n.PAID_ORDER,
-        payload=payload,
-        purchase=purchase,
+        dates=dates,
         generate_mail=generate_mail,
-        summary=f"Renewed: interval {interval_no} paid ({purchase.total} {purchase.currency}, "
-        f"purchase {purchase.pk}); next billing date {sub.next_billing_date:%Y-%m-%d}.",
     )
-    return sub
+    save(locked)
+    write([written])
+    return locked.sub
 
 
 # --- the schedule -------------------------------------------------------------
 
 
-def renew_due(*, subscription: Subscription, at: datetime | None = None) -> str:
-    """What the schedule does for one subscription whose billing date has come.
-
-    Returns what happened: ``skipped``, ``finished``, ``manual``, ``invoiced``,
-    ``charged``, ``declined`` or ``error``."""
+def renew_due(*, subscription: Subscription, at: datetime | None = None) -> RenewalOutcome:
+    """What the schedule does for one subscription whose billing date has come."""
     at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
         if sub.status != S.ACTIVE or sub.next_billing_date > at:
-            return "skipped"  # HandledByClient, not due, or already handled
+            return RenewalOutcome.SKIPPED  # HandledByClient, not due, or already handled
         if _finish_completed_items(locked, at=at) and sub.status == S.FINISHED:
-            return "finished"
-        if sub.renewal_type == "Manual":
+            return RenewalOutcome.FINISHED
+        if sub.renewal_type == RenewalType.MANUAL:
             enter_dunning(
                 locked,
                 actor=SYSTEM,
                 at=at,
                 reason="Manual renewal: the billing date passed without payment.",
             )
-            return "manual"
+            return RenewalOutcome.MANUAL
         if not sub.payment_method.is_online:
-            _open_renewal_purchase(locked, at=at)
+            open_renewal_purchase(locked, at=at)
             enter_dunning(
                 locked, actor=SYSTEM, at=at, reason="Renewal invoice issued; awaiting payment."
             )
-            return "invoiced"
+            return RenewalOutcome.INVOICED
     outcome = charge_next_interval(
-        subscription=sub, actor=SYSTEM, at=at, rebase=False, dunning_on_decline=True
+        subscription=sub,
+        actor=SYSTEM,
+        at=at,
+        dates=NextDates.SCHEDULE,
+        on_decline=OnDecline.DUNNING,
     )
-    return {"Success": "charged", "Rejected": "declined"}.get(outcome.status, "error")
+    return RENEWAL_OUTCOME[outcome.status]
+
+
+RENEWAL_OUTCOME = {
+    T.SUCCESS: RenewalOutcome.CHARGED,
+    T.REJECTED: RenewalOutcome.DECLINED,
+    T.ERROR: RenewalOutcome.ERROR,
+    T.PENDING: RenewalOutcome.INVOICED,
+}
 
 
 def _finish_completed_items(locked: Locked, *, at: datetime) -> bool:
-    """Items whose billing events are all done become Finished (SPEC 4,
-    last billing event reached). Returns whether anything changed."""
+    """Items whose billing events are all done become Finished (last billing
+    event reached, docs/lifecycle.md). Returns whether anything changed."""
     done = [i for i in locked.items_in(IS.ACTIVE) if i.billing_events_done]
     if not done:
         return False
@@ -270,9 +417,9 @@ def _finish_completed_items(locked: Locked, *, at: datetime) -> bool:
     record(
         locked,
         actor=SYSTEM,
-        event_code="finished",
+        event_code=E.FINISHED,
         at=at,
-        notification=n.BILLING_CANCELED,
+        notification=N.BILLING_CANCELED,
         summary=f"Last billing event reached for item(s) "
         f"{', '.join(str(i.running_no) for i in done)}; "
         f"subscription {locked.sub.status}.",
@@ -283,18 +430,12 @@ def _finish_completed_items(locked: Locked, *, at: datetime) -> bool:
 def enter_dunning(
     locked: Locked, *, actor: Actor, at: datetime, reason: str, generate_mail: bool = True
 ) -> None:
-    """An unpaid renewal: Grace, or Hold with zero grace days, or Deactivated
-    with zero grace and hold days (SPEC 4)."""
-    client = locked.sub.client
-    if client.grace_period_days > 0:
-        locked.sub.set_status(S.GRACE, at=at)
-        code, notification = "grace", n.ON_GRACE
-    elif client.hold_days > 0:
-        locked.sub.set_status(S.HOLD, at=at)
-        code, notification = "hold", n.ON_HOLD
-    else:
+    """An unpaid renewal goes where ``dunning_target`` says."""
+    status, code, notification = dunning_target(locked.sub.client)
+    if status == S.DEACTIVATED:
         _deactivate_all(locked, at=at)
-        code, notification = "deactivate", n.BILLING_CANCELED
+    else:
+        locked.sub.set_status(status, at=at)
     record(
         locked,
         actor=actor,
@@ -321,9 +462,9 @@ def advance_dunning(*, subscription: Subscription, at: datetime | None = None) -
                 record(
                     locked,
                     actor=SYSTEM,
-                    event_code="hold",
+                    event_code=E.HOLD,
                     at=at,
-                    notification=n.ON_HOLD,
+                    notification=N.ON_HOLD,
                     summary="Grace period expired unpaid: on Hold.",
                 )
                 return sub.status
@@ -335,9 +476,9 @@ def advance_dunning(*, subscription: Subscription, at: datetime | None = None) -
         record(
             locked,
             actor=SYSTEM,
-            event_code="deactivate",
+            event_code=E.DEACTIVATE,
             at=at,
-            notification=n.BILLING_CANCELED,
+            notification=N.BILLING_CANCELED,
             summary="Unpaid after grace and hold: Deactivated.",
         )
         return sub.status
@@ -360,7 +501,7 @@ def pay_overdue(
     at: datetime | None = None,
 ) -> ChargeOutcome:
     """Late payment in Grace or Hold: back to Active, and the next billing
-    date becomes payment date + interval (SPEC 4)."""
+    date becomes payment date + interval (docs/lifecycle.md)."""
     if subscription.status not in (S.GRACE, S.HOLD):
         raise TransitionNotAllowed(
             f"Only a subscription in Grace or Hold has an overdue payment "
@@ -370,8 +511,8 @@ def pay_overdue(
         subscription=subscription,
         actor=actor,
         at=at,
-        rebase=True,
-        dunning_on_decline=False,
+        dates=NextDates.FROM_PAYMENT,
+        on_decline=OnDecline.NOTHING,
         generate_mail=generate_mail,
     )
 
@@ -380,12 +521,13 @@ def renew_early(
     *,
     subscription: Subscription,
     actor: Actor,
-    reset_billing_interval: bool = False,
+    dates: NextDates = NextDates.SCHEDULE,
     generate_mail: bool = True,
     at: datetime | None = None,
 ) -> ChargeOutcome:
     """Charge the next interval now. The remaining time is kept unless
-    ``reset_billing_interval``, which starts the new interval today."""
+    ``dates`` is ``FROM_PAYMENT`` (the API's ResetBillingInterval), which
+    starts the new interval today."""
     at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
@@ -400,19 +542,18 @@ def renew_early(
         record(
             locked,
             actor=actor,
-            event_code="renewalReq",
+            event_code=E.RENEWAL_REQUESTED,
             at=at,
             summary="Renewal requested"
-            + (" with a new billing interval." if reset_billing_interval else "."),
+            + (" with a new billing interval." if dates == NextDates.FROM_PAYMENT else "."),
         )
     return charge_next_interval(
         subscription=subscription,
         actor=actor,
         at=at,
-        rebase=False,
-        dunning_on_decline=False,
+        dates=dates,
+        on_decline=OnDecline.NOTHING,
         generate_mail=generate_mail,
-        reset_billing_interval=reset_billing_interval,
     )
 
 
@@ -438,7 +579,7 @@ def mark_purchase_paid(
         purchase.save(update_fields=["status", "paid_at"])
         if purchase.category == Purchase.Category.RENEWAL:
             apply_paid_renewal(
-                purchase, actor=actor, at=at, rebase=False, generate_mail=generate_mail
+                purchase, actor=actor, at=at, dates=NextDates.SCHEDULE, generate_mail=generate_mail
             )
             return purchase
         subs = []
@@ -449,20 +590,20 @@ def mark_purchase_paid(
         )
         for sub_id in sorted(sub_ids):
             locked = lock(sub_id)
-            _start_paid_interval(locked, at=at)
+            start_paid_interval(locked, at=at)
             record(
                 locked,
                 actor=actor,
-                event_code="new",
+                event_code=E.NEW,
                 at=at,
                 summary=f"Offline payment received (purchase {purchase.pk}); "
                 f"status {locked.sub.status}.",
             )
             subs.append((locked.sub, locked.items))
-        n.queue(
+        outbox.notify_purchase(
             purchase,
-            n.PAID_ORDER,
-            n.purchase_payload(purchase, subs, "new"),
+            N.PAID_ORDER,
+            purchase_payload(purchase, subs, E.NEW),
             generate_mail=generate_mail,
         )
     return purchase
@@ -503,7 +644,7 @@ def refund(
             at=at,
             full=full,
             summary=what,
-            notification=n.REFUND if full else n.PARTIAL_REFUND,
+            notification=N.REFUND if full else N.PARTIAL_REFUND,
             generate_mail=generate_mail,
         )
     return purchase
@@ -523,7 +664,7 @@ def chargeback(*, purchase: Purchase, actor: Actor, at: datetime | None = None) 
             actor=actor,
             at=at,
             full=True,
-            notification=n.CHARGEBACK,
+            notification=N.CHARGEBACK,
             summary=f"Chargeback of {purchase.total} {purchase.currency}",
             generate_mail=False,
         )
@@ -545,25 +686,25 @@ def _money_back(
     at: datetime,
     full: bool,
     summary: str,
-    notification: str,
+    notification: NotificationType,
     generate_mail: bool,
 ) -> None:
     if purchase.subscription_id is None:
-        n.queue(
+        outbox.notify_purchase(
             purchase,
             notification,
-            n.purchase_payload(purchase, [], "deactivate"),
+            purchase_payload(purchase, [], E.DEACTIVATE),
             generate_mail=generate_mail,
         )
         return
     locked = lock(purchase.subscription_id)
     if full and locked.sub.status not in (S.FINISHED, S.HANDLED_BY_CLIENT):
         _deactivate_all(locked, at=at)
-    payload = n.purchase_payload(purchase, [(locked.sub, locked.items)], "deactivate")
+    payload = purchase_payload(purchase, [(locked.sub, locked.items)], E.DEACTIVATE)
     record(
         locked,
         actor=actor,
-        event_code="deactivate" if full else "partialRefund",
+        event_code=E.DEACTIVATE if full else E.PARTIAL_REFUND,
         at=at,
         notification=notification,
         payload=payload,

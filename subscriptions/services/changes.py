@@ -6,15 +6,18 @@ from datetime import datetime
 
 from django.db import transaction
 
-from .. import notifications as n
+from commerce.models import SMVersion
+
 from ..errors import InvalidInput, NotFound, TransitionNotAllowed
 from ..models import (
-    HistoryEntry,
+    EventCode,
     ItemStatus,
     RenewalType,
     Subscription,
     SubscriptionStatus,
 )
+from ..notifications.types import NotificationType
+from .billing import NextDates, OnDecline, charge_next_interval
 from .common import (
     Actor,
     Locked,
@@ -25,7 +28,7 @@ from .common import (
     settle_subscription_status,
 )
 
-S, IS = SubscriptionStatus, ItemStatus
+S, IS, E, N = SubscriptionStatus, ItemStatus, EventCode, NotificationType
 
 
 def _pick_items(locked: Locked, running_nos: list[int]) -> list:
@@ -61,9 +64,9 @@ def deactivate_items(
         record(
             locked,
             actor=actor,
-            event_code="deactivate",
+            event_code=E.DEACTIVATE,
             at=at,
-            notification=n.BILLING_CANCELED,
+            notification=N.BILLING_CANCELED,
             generate_mail=generate_mail,
             summary=f"{verb} item(s) {_nos(running_nos)}; subscription {locked.sub.status}.",
         )
@@ -99,22 +102,20 @@ def reinstate_items(
         record(
             locked,
             actor=actor,
-            event_code="reinstate",
+            event_code=E.REINSTATE,
             at=at,
-            notification=n.BILLING_REINSTATED,
+            notification=N.BILLING_REINSTATED,
             generate_mail=generate_mail,
             summary=f"Reinstated item(s) {_nos(running_nos)}; subscription {locked.sub.status}.",
         )
         overdue = locked.sub.status == S.ACTIVE and locked.sub.next_billing_date <= at
     if overdue:
-        from .billing import charge_next_interval
-
         charge_next_interval(
             subscription=locked.sub,
             actor=actor,
             at=at,
-            rebase=True,
-            dunning_on_decline=True,
+            dates=NextDates.FROM_PAYMENT,
+            on_decline=OnDecline.DUNNING,
             generate_mail=generate_mail,
         )
         locked.sub.refresh_from_db()
@@ -135,7 +136,7 @@ def await_reinstate(
         locked = lock(subscription)
         sub = locked.sub
         refuse_if_not_ours(sub)
-        if sub.sm_version != "1.0":
+        if sub.sm_version != SMVersion.V1:
             raise TransitionNotAllowed(
                 "Await Reinstate is a Subscription Management 1.0 action; "
                 "use Switch to Manual Renewal."
@@ -152,9 +153,9 @@ def await_reinstate(
         record(
             locked,
             actor=actor,
-            event_code="deactivate",
+            event_code=E.DEACTIVATE,
             at=at,
-            notification=n.BILLING_CANCELED,
+            notification=N.BILLING_CANCELED,
             generate_mail=generate_mail,
             summary="Await Reinstate: renews only when the customer confirms.",
         )
@@ -169,7 +170,7 @@ def switch_renewal_type(
     generate_mail: bool = True,
     at: datetime | None = None,
 ) -> Subscription:
-    """SM 2.0: flip Automatic/Manual. Statuses do not change (SPEC 3)."""
+    """SM 2.0: flip Automatic/Manual. Statuses do not change (docs/lifecycle.md)."""
     at = now_or(at, subscription)
     if renewal_type not in RenewalType.values:
         raise InvalidInput(
@@ -180,7 +181,7 @@ def switch_renewal_type(
         locked = lock(subscription)
         sub = locked.sub
         refuse_if_not_ours(sub)
-        if sub.sm_version != "2.0":
+        if sub.sm_version != SMVersion.V2:
             raise TransitionNotAllowed(
                 "Renewal type exists in Subscription Management 2.0 only; "
                 "in 1.0 deactivate or reinstate items instead."
@@ -193,9 +194,9 @@ def switch_renewal_type(
         record(
             locked,
             actor=actor,
-            event_code="renTypeUpd",
+            event_code=E.RENEWAL_TYPE,
             at=at,
-            notification=n.RENEWAL_TYPE_CHANGED,
+            notification=N.RENEWAL_TYPE_CHANGED,
             generate_mail=generate_mail,
             summary=f"Renewal type changed from {old} to {renewal_type}.",
         )
@@ -222,7 +223,7 @@ def remove_item(
         record(
             locked,
             actor=actor,
-            event_code="remove",
+            event_code=E.REMOVE,
             at=at,
             summary=f"Removed item {running_no} ({item.product.name}).",
         )
@@ -263,9 +264,9 @@ def change_next_billing_date(
         record(
             locked,
             actor=actor,
-            event_code="updNextBD",
+            event_code=E.NEXT_BILLING_DATE,
             at=at,
-            notification=n.BILLING_DATE_EXTENDED,
+            notification=N.BILLING_DATE_EXTENDED,
             generate_mail=generate_mail,
             summary=f"Next billing date moved from {old:%Y-%m-%d} to "
             f"{sub.next_billing_date:%Y-%m-%d}.",
@@ -290,7 +291,7 @@ def hand_over_to_client(
         record(
             locked,
             actor=actor,
-            event_code="handover",
+            event_code=E.HANDOVER,
             at=at,
             summary="Billing handed over to the client.",
         )
@@ -299,16 +300,14 @@ def hand_over_to_client(
 
 def add_note(
     *, subscription: Subscription, text: str, actor: Actor, at: datetime | None = None
-) -> HistoryEntry:
+) -> None:
     """A free-text note in the history; changes nothing else."""
     text = text.strip()
     if not text:
         raise InvalidInput("Write a note first.", fields={"text": "Write a note first."})
     with transaction.atomic():
         locked = lock(subscription)
-        return record(
-            locked, actor=actor, event_code="note", at=now_or(at, subscription), summary=text
-        )
+        record(locked, actor=actor, event_code=E.NOTE, at=now_or(at, subscription), summary=text)
 
 
 def _nos(running_nos: list[int]) -> str:

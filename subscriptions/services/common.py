@@ -3,6 +3,8 @@ change together with its history entry and its outbox notification."""
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,14 +13,31 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from commerce import clock, webhooks
+from commerce import clock
+from commerce.bulk import insert_rows
 from commerce.models import OutboxNotification, Purchase
-from customers.emails import queue_for_notification
-from customers.models import Customer
+from customers.models import Customer, CustomerEmail
 
 from ..errors import NotFound, TransitionNotAllowed
-from ..models import HistoryEntry, ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
-from ..notifications import subscription_payload
+from ..models import (
+    EventCode,
+    HistoryEntry,
+    ItemStatus,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionStatus,
+)
+from ..notifications import outbox
+from ..notifications.payloads import subscription_payload
+
+
+class TransactionStatus(enum.StrEnum):
+    """A charge's outcome as the API reports it (TransactionStatus)."""
+
+    SUCCESS = "Success"
+    REJECTED = "Rejected"
+    ERROR = "Error"
+    PENDING = "Pending"
 
 
 @dataclass(frozen=True)
@@ -95,7 +114,7 @@ def refuse_if_not_ours(sub: Subscription) -> None:
 
 
 def settle_subscription_status(locked: Locked, *, at: datetime) -> None:
-    """Keep SPEC 2: a subscription with no Active item is not Active.
+    """A subscription with no Active item is not Active (docs/lifecycle.md).
 
     Items left that can come back (Deactivated, AwaitingReinstate) make it
     Deactivated; if none can, it is Finished.
@@ -112,61 +131,152 @@ def settle_subscription_status(locked: Locked, *, at: datetime) -> None:
         sub.set_status(SubscriptionStatus.FINISHED, at=at)
 
 
-def record(
-    locked: Locked,
+# What ``record`` writes of the items: every field a service may change.
+ITEM_FIELDS = [
+    "product",
+    "status",
+    "version",
+    "quantity",
+    "unit_price",
+    "last_interval_no",
+    "end_date",
+    "deactivation_date",
+]
+
+
+@dataclass
+class Written:
+    """The rows one change adds beside the rows it changes: its history
+    entry, and its outbox notification and customer e-mail if it has them."""
+
+    history: HistoryEntry
+    outbox: OutboxNotification | None = None
+    email: CustomerEmail | None = None
+
+
+def history_entry(
     *,
+    client_id: int,
+    subscription_id: int,
     actor: Actor,
-    event_code: str,
+    event_code: EventCode,
     summary: str,
     at: datetime,
-    notification: str | None = None,
-    payload: dict[str, Any] | None = None,
-    purchase: Purchase | None = None,
-    generate_mail: bool = True,
+    before: dict[str, Any],
+    after: dict[str, Any],
 ) -> HistoryEntry:
-    """Save the subscription and its items, then write the history entry and
-    the outbox row, all in the caller's transaction."""
-    sub = locked.sub
-    sub.save_changes()
-    SubscriptionItem.objects.bulk_update(
-        locked.items,
-        [
-            "product",
-            "status",
-            "version",
-            "quantity",
-            "unit_price",
-            "last_interval_no",
-            "end_date",
-            "deactivation_date",
-        ],
-    )
-    after = sub.snapshot(locked.items)
-    changed = {k for k in after if after[k] != locked.before.get(k)}
-    entry = HistoryEntry.objects.create(
-        client_id=sub.client_id,
-        subscription=sub,
+    """An unsaved history entry with the values that changed (docs/lifecycle.md)."""
+    changed = [k for k in after if after[k] != before.get(k)]
+    return HistoryEntry(
+        client_id=client_id,
+        subscription_id=subscription_id,
         created_at=at,
         actor_kind=actor.kind,
         actor_label=actor.label,
         staff_user=actor.user if actor.kind == HistoryEntry.ActorKind.STAFF else None,
         event_code=event_code,
         summary=summary,
-        before={k: locked.before[k] for k in changed if k in locked.before},
+        before={k: before[k] for k in changed if k in before},
         after={k: after[k] for k in changed},
     )
-    if notification:
-        OutboxNotification.objects.create(
+
+
+def change_rows(
+    locked: Locked,
+    *,
+    actor: Actor,
+    event_code: EventCode,
+    summary: str,
+    at: datetime,
+    notification: str | None = None,
+    payload: dict[str, Any] | None = None,
+    purchase: Purchase | None = None,
+    generate_mail: bool = True,
+) -> Written:
+    """The history entry, outbox row and e-mail of a change made to
+    ``locked`` (unsaved; ``record`` and the set-based renewal write them)."""
+    sub = locked.sub
+    after = sub.snapshot(locked.items)
+    written = Written(
+        history_entry(
             client_id=sub.client_id,
-            type=notification,
+            subscription_id=sub.pk,
+            actor=actor,
+            event_code=event_code,
+            summary=summary,
+            at=at,
+            before=locked.before,
+            after=after,
+        )
+    )
+    if notification:
+        written.outbox = outbox.outbox_row(
+            notification,
+            client_id=sub.client_id,
             payload=payload if payload is not None else subscription_payload(sub, locked.items),
+            at=at,
             subscription=sub,
             purchase=purchase,
             generate_mail=generate_mail,
-            created_at=at,
         )
-        webhooks.deliver_after_commit()
         if generate_mail:
-            queue_for_notification(notification, subscription=sub, purchase=purchase, at=at)
+            written.email = outbox.email_for(
+                notification, subscription=sub, purchase=purchase, at=at
+            )
     locked.before = after
-    return entry
+    return written
+
+
+def save(locked: Locked) -> None:
+    """Save the subscription (compare-and-swap on its row version) and its items."""
+    locked.sub.save_changes()
+    SubscriptionItem.objects.bulk_update(locked.items, ITEM_FIELDS)
+
+
+def write_history(entries: Sequence[HistoryEntry]) -> None:
+    """The one writer of history entries (append-only; docs/decisions.md).
+    The SM 2.0 migration's set-based insert is the one exception."""
+    insert_rows(entries)
+
+
+def write(written: Sequence[Written]) -> None:
+    """Insert the rows of one or many changes, one statement per table, in
+    the caller's transaction."""
+    write_history([w.history for w in written])
+    outbox.write(
+        [w.outbox for w in written if w.outbox is not None],
+        [w.email for w in written if w.email is not None],
+    )
+
+
+def record(
+    locked: Locked,
+    *,
+    actor: Actor,
+    event_code: EventCode,
+    summary: str,
+    at: datetime,
+    notification: str | None = None,
+    payload: dict[str, Any] | None = None,
+    purchase: Purchase | None = None,
+    generate_mail: bool = True,
+) -> None:
+    """Save the subscription (compare-and-swap on its row version) and its
+    items, then write the history entry and the outbox row, all in the
+    caller's transaction."""
+    save(locked)
+    write(
+        [
+            change_rows(
+                locked,
+                actor=actor,
+                event_code=event_code,
+                summary=summary,
+                at=at,
+                notification=notification,
+                payload=payload,
+                purchase=purchase,
+                generate_mail=generate_mail,
+            )
+        ]
+    )

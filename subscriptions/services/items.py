@@ -26,6 +26,7 @@ refunded and nothing else changes.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -36,17 +37,31 @@ from commerce.gateway import Outcome, get_gateway
 from commerce.models import Product, Purchase, PurchaseItem
 from commerce.money import quantize, split_vat
 
-from .. import notifications as n
 from ..dates import Interval
 from ..errors import ConcurrentChange, InvalidInput, TransitionNotAllowed
-from ..models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from ..models import EventCode, ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from ..notifications.payloads import purchase_payload
+from ..notifications.types import NotificationType
 from .common import Actor, Locked, lock, now_or, record, refuse_if_not_ours
 
 S, IS = SubscriptionStatus, ItemStatus
 
 # What a change is (the API endpoint it comes from) and its history codes.
-ADD, UPDATE, INCREASE_QUANTITY, PRICE = "add", "update", "incqty", "price"
-UPDATE_ACTIONS = {"Update": "update", "Upgrade": "upgrade", "Downgrade": "downgrade"}
+
+
+class ChangeKind(enum.StrEnum):
+    """What an item change does (the API endpoint it comes from)."""
+
+    ADD = "add"  # addsubscriptionitem
+    UPDATE = "update"  # updatesubscriptionitem
+    INCREASE_QUANTITY = "incqty"  # increasesubscriptionitemquantity
+    PRICE = "price"  # updatesubscriptionitemprice
+
+
+ADD, UPDATE, INCREASE_QUANTITY, PRICE = ChangeKind
+E = EventCode
+# The API's UpdateAction, as recorded in history.
+UPDATE_ACTIONS = {"Update": E.UPDATE, "Upgrade": E.UPGRADE, "Downgrade": E.DOWNGRADE}
 MAX_PRICE = Decimal("9999999999.99")  # the item's unit price column: 12 digits, 2 places
 
 
@@ -95,7 +110,7 @@ class ItemChange:
     """One requested change. ``quantity`` is the item's total after the
     change; ``add_quantity`` is what ``incqty`` adds."""
 
-    kind: str
+    kind: ChangeKind
     running_no: int | None = None
     product: Product | None = None
     quantity: int | None = None
@@ -121,7 +136,7 @@ class Quote:
     product: Product
     quantity: int
     unit_price: Decimal
-    event_code: str
+    event_code: EventCode
     summary: str
     # Filled in when the change was made.
     applied: bool = False
@@ -304,7 +319,7 @@ def _quote(locked: Locked, change: ItemChange, alignment: Alignment, *, at: date
         old_qty, old_unit = 0, Decimal("0")
         quantity = change.quantity or 1
         unit = custom if custom is not None else product.price
-        event, what = "add", f"Added item {running_no} ({product.name} x {quantity} @ {unit})"
+        event, what = E.ADD, f"Added item {running_no} ({product.name} x {quantity} @ {unit})"
     else:
         item = locked.item(change.running_no or 0)
         if item.status != IS.ACTIVE:
@@ -333,9 +348,9 @@ def _quote(locked: Locked, change: ItemChange, alignment: Alignment, *, at: date
                 fields={"Body": "Nothing to change."},
             )
         event = {
-            UPDATE: UPDATE_ACTIONS.get(change.update_action, "update"),
-            INCREASE_QUANTITY: "incqty",
-            PRICE: "update",
+            UPDATE: UPDATE_ACTIONS.get(change.update_action, E.UPDATE),
+            INCREASE_QUANTITY: E.INCREASE_QUANTITY,
+            PRICE: E.UPDATE,
         }[change.kind]
         what = (
             f"Item {running_no}: {item.product.name} x {old_qty} @ {old_unit} -> "
@@ -468,8 +483,8 @@ def _apply(
         actor=actor,
         event_code=quote.event_code,
         at=at,
-        notification=n.PAID_ORDER if purchase is not None else None,
-        payload=n.purchase_payload(purchase, [(sub, locked.items)], quote.event_code)
+        notification=NotificationType.PAID_ORDER if purchase is not None else None,
+        payload=purchase_payload(purchase, [(sub, locked.items)], quote.event_code)
         if purchase is not None
         else None,
         purchase=purchase,

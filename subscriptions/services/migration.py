@@ -31,10 +31,10 @@ from datetime import datetime
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Exists, OuterRef
 
-from commerce.models import Client
+from commerce.models import Client, SMVersion
 
 from ..errors import ConcurrentChange, TransitionNotAllowed
-from ..models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from ..models import EventCode, ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
 from .common import Actor, now_or
 
 S, IS = SubscriptionStatus, ItemStatus
@@ -94,7 +94,7 @@ def _to_migrate(client: Client) -> tuple[object, object]:
     awaiting = SubscriptionItem.objects.filter(
         subscription=OuterRef("pk"), status=IS.AWAITING_REINSTATE
     )
-    scope = Subscription.objects.filter(client=client, sm_version="1.0")
+    scope = Subscription.objects.filter(client=client, sm_version=SMVersion.V1)
     return scope, Exists(awaiting)
 
 
@@ -153,7 +153,7 @@ def migrate_to_sm2(
 
 
 def _left_on_v1(client: Client) -> bool:
-    return Subscription.objects.filter(client=client, sm_version="1.0").exists()
+    return Subscription.objects.filter(client=client, sm_version=SMVersion.V1).exists()
 
 
 def _migrate(
@@ -163,6 +163,7 @@ def _migrate(
         "client": client.pk,
         # As the ORM would write it (SQLite keeps naive UTC text).
         "at": connection.ops.adapt_datetimefield_value(at),
+        "event_code": EventCode.MIGRATE_SM2.value,
         "actor_kind": actor.kind,
         "actor_label": actor.label,
         "staff_user": actor.user.pk if actor.user is not None else None,
@@ -233,7 +234,7 @@ class _Sql:
         "INSERT INTO subscriptions_historyentry (client_id, subscription_id, created_at, "
         "actor_kind, actor_label, staff_user_id, event_code, summary, before, after) "
     )
-    HISTORY_WHO = "%(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, 'migrateSM2'"
+    HISTORY_WHO = "%(at)s, %(actor_kind)s, %(actor_label)s, %(staff_user)s, %(event_code)s"
 
     def __init__(self, vendor: str) -> None:
         pg = vendor == "postgresql"

@@ -14,13 +14,24 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from commerce.gateway import ChargeResult, Outcome, get_gateway
-from commerce.models import Client, Product, Purchase, PurchaseItem
+from commerce.models import Client, Product, Purchase, PurchaseItem, SMVersion
 from customers.models import Customer, PaymentMethod
 
-from .. import notifications as n
 from ..errors import InvalidInput
-from ..models import ItemStatus, RenewalType, Subscription, SubscriptionItem, SubscriptionStatus
-from .common import Actor, Locked, now_or, record
+from ..models import (
+    EventCode,
+    ItemStatus,
+    RenewalType,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionStatus,
+)
+from ..notifications import outbox
+from ..notifications.payloads import purchase_payload
+from ..notifications.types import NotificationType
+from .common import Actor, Locked, TransactionStatus, now_or, record
+
+E, N = EventCode, NotificationType
 
 TRANSIENT_RETRIES = (0.1, 0.3)  # seconds between sign-up attempts on a gateway error
 
@@ -56,7 +67,7 @@ class Line:
 class SignUpResult:
     purchase: Purchase
     subscriptions: list[Subscription] = field(default_factory=list)
-    transaction_status: str = "Success"  # Success / Rejected / Error / Pending
+    transaction_status: TransactionStatus = TransactionStatus.SUCCESS
     message: str = ""
 
 
@@ -82,7 +93,7 @@ def sign_up(
     total = sum((line.product.price * line.quantity for line in lines), Decimal("0"))
     with transaction.atomic():
         cust = _upsert_customer(client, customer)
-        method = _payment_method(cust, payment)
+        method = payment_method(cust, payment)
     result = None  # an invoice is not charged now
     if isinstance(payment, CardInput):
         result = _charge_with_retries(total, currency, method, f"signup:{uuid.uuid4()}")
@@ -160,7 +171,7 @@ def _upsert_customer(client: Client, data: CustomerInput) -> Customer:
     return cust
 
 
-def _payment_method(cust: Customer, payment: CardInput | InvoiceInput) -> PaymentMethod:
+def payment_method(cust: Customer, payment: CardInput | InvoiceInput) -> PaymentMethod:
     if isinstance(payment, InvoiceInput):
         return PaymentMethod.objects.create(customer=cust, kind=PaymentMethod.Kind.INVOICE)
     return PaymentMethod.objects.create(
@@ -212,13 +223,14 @@ def _record_decline(
         purchase.decline_reason = result.message
         purchase.charge_attempts = 1
         purchase.save(update_fields=["decline_reason", "charge_attempts"])
-        n.queue(
+        outbox.notify_purchase(
             purchase,
-            n.PAYMENT_DECLINED,
-            n.purchase_payload(purchase, [], "new"),
+            N.PAYMENT_DECLINED,
+            purchase_payload(purchase, [], E.NEW),
             generate_mail=generate_mail,
         )
-    return SignUpResult(purchase, [], "Rejected" if declined else "Error", result.message)
+    status = TransactionStatus.REJECTED if declined else TransactionStatus.ERROR
+    return SignUpResult(purchase, [], status, result.message)
 
 
 def _purchase(
@@ -296,14 +308,15 @@ def _create(
             )
             for pis in groups.values()
         ]
-        payload = n.purchase_payload(purchase, subs, "new")
-        n.queue(
+        payload = purchase_payload(purchase, subs, E.NEW)
+        outbox.notify_purchase(
             purchase,
-            n.PAID_ORDER if paid else n.NEW_OFFLINE_PAYMENT,
+            N.PAID_ORDER if paid else N.NEW_OFFLINE_PAYMENT,
             payload,
             generate_mail=generate_mail,
         )
-    return SignUpResult(purchase, [s for s, _ in subs], "Success" if paid else "Pending")
+    status = TransactionStatus.SUCCESS if paid else TransactionStatus.PENDING
+    return SignUpResult(purchase, [s for s, _ in subs], status)
 
 
 def _subscription(
@@ -364,13 +377,13 @@ def _subscription(
     purchase.save(update_fields=["subscription"])
     locked = Locked(sub, items, {})
     if paid:
-        _start_paid_interval(locked, at=at)
-    record(locked, actor=actor, event_code="new", at=at, summary=_signup_summary(locked, paid))
+        start_paid_interval(locked, at=at)
+    record(locked, actor=actor, event_code=E.NEW, at=at, summary=_signup_summary(locked, paid))
     return sub, items
 
 
-def _start_paid_interval(locked: Locked, *, at: datetime) -> None:
-    """Interval 1 is paid: set the sign-up statuses of SPEC 3.
+def start_paid_interval(locked: Locked, *, at: datetime) -> None:
+    """Interval 1 is paid: set the sign-up statuses (docs/lifecycle.md).
 
     SM 1.0 manual products start ``AwaitingReinstate`` (and the subscription
     ``Deactivated`` when no automatic item is left); everything else
@@ -380,7 +393,10 @@ def _start_paid_interval(locked: Locked, *, at: datetime) -> None:
     sub.rebase(at, interval_no=1)
     for item in locked.items:
         item.last_interval_no = 1
-        if sub.sm_version == "1.0" and item.product.renewal_mode == "manual":
+        if (
+            sub.sm_version == SMVersion.V1
+            and item.product.renewal_mode == Product.RenewalMode.MANUAL
+        ):
             item.set_status(ItemStatus.AWAITING_REINSTATE, at=at)
     has_active = bool(locked.items_in(ItemStatus.ACTIVE))
     sub.set_status(

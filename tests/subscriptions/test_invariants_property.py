@@ -52,7 +52,10 @@ def apply(event, sub, now):
         case "pay_overdue":
             services.pay_overdue(**kw)
         case "renew_early":
-            services.renew_early(reset_billing_interval=args[0], **kw)
+            services.renew_early(
+                dates=services.NextDates.FROM_PAYMENT if args[0] else services.NextDates.SCHEDULE,
+                **kw,
+            )
         case "refund":
             purchase = Purchase.objects.filter(subscription=sub, status="paid").last()
             if purchase:

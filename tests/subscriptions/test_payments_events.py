@@ -36,7 +36,9 @@ def test_early_renewal_charges_now_and_keeps_the_remaining_time(vendor, plan):
 def test_early_renewal_with_reset_starts_a_new_interval_today(vendor, plan):
     sub = subscribe(vendor, plan)
     now = T0 + timedelta(days=5)
-    services.renew_early(subscription=sub, actor=STAFF, reset_billing_interval=True, at=now)
+    services.renew_early(
+        subscription=sub, actor=STAFF, dates=services.NextDates.FROM_PAYMENT, at=now
+    )
     assert fresh(sub).next_billing_date == datetime(2026, 3, 5, 12, tzinfo=UTC)
 
 

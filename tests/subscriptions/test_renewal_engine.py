@@ -1,4 +1,4 @@
-"""The renewal engine (SPEC 5.2): sweeps and bulk batches."""
+"""The renewal engine (docs/renewals.md): sweeps and batches."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,8 +8,9 @@ from django.core.management import call_command
 from commerce.gateway import CARD_DECLINES_AFTER_FIRST, CARD_TRANSIENT_ERROR, TestGateway
 from commerce.models import GatewayCharge, OutboxNotification, Purchase
 from customers.models import CustomerEmail
-from subscriptions import renewals, services
+from subscriptions import renewal_sql, renewals, services
 from subscriptions.models import RenewalRun, Subscription
+from subscriptions.services import billing
 from tests.conftest import (
     STAFF,
     T0,
@@ -80,8 +81,9 @@ def test_bulk_renewal_writes_what_the_per_row_service_writes(sm2, monthly):
 
 
 def test_a_batch_costs_the_same_number_of_queries_for_5_or_50(
-    sm2, monthly, django_assert_max_num_queries
+    sm2, monthly, django_assert_max_num_queries, needs_postgres
 ):
+    """The set-based path (PostgreSQL); elsewhere batches renew one at a time."""
     five = [s.pk for s in many(sm2, monthly, 5)]
     other = ProductFactory(client=sm2)
     fifty = [s.pk for s in many(sm2, other, 50)]
@@ -131,7 +133,9 @@ def test_crash_between_charge_and_record_is_finished_without_a_second_charge(
     def killed(*args, **kwargs):
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(renewals, "_record", killed)
+    # Both ways a batch records a charge: set-based, and per row.
+    monkeypatch.setattr(renewal_sql, "record_paid", killed)
+    monkeypatch.setattr(billing, "record_charge", killed)
     with pytest.raises(SystemExit):
         renewals.charge_batch([s.pk for s in subs], as_of=FEB28)
     monkeypatch.undo()

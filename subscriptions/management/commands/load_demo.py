@@ -16,10 +16,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from commerce.gateway import CARD_APPROVED, CARD_DECLINES_AFTER_FIRST
-from commerce.models import ApiCredential, Client, Product, StaffMembership
+from commerce.models import ApiCredential, Client, Product, SMVersion, StaffMembership
 from customers.portal import link_for
 from subscriptions import services
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionStatus
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus"]
 LAST = [
@@ -101,9 +101,11 @@ class Command(BaseCommand):
 
 
 def _clients() -> tuple[Client, Client]:
-    classic = Client.objects.create(name="Northwind Classic", slug="northwind", sm_version="1.0")
+    classic = Client.objects.create(
+        name="Northwind Classic", slug="northwind", sm_version=SMVersion.V1
+    )
     modern = Client.objects.create(
-        name="Contoso Cloud", slug="contoso", sm_version="2.0", vat_rate=Decimal("19.00")
+        name="Contoso Cloud", slug="contoso", sm_version=SMVersion.V2, vat_rate=Decimal("19.00")
     )
     Product.objects.bulk_create(
         [
@@ -166,7 +168,7 @@ def _sandbox() -> None:
     """An empty SM 2.0 sandbox client with a test clock (issue 10): buy at
     /checkout/sandbox/, then advance the clock from Settings."""
     sandbox = Client.objects.create(
-        name="Sandbox Shop", slug="sandbox", sm_version="2.0", is_sandbox=True
+        name="Sandbox Shop", slug="sandbox", sm_version=SMVersion.V2, is_sandbox=True
     )
     Product.objects.create(client=sandbox, name="Sandbox monthly", price=Decimal("10.00"))
     Product.objects.create(
@@ -216,7 +218,7 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
             services.mark_purchase_paid(purchase=result.purchase, actor=actor, at=when)
         elif scenario == 10:
             services.deactivate_items(subscription=sub, running_nos=[1], actor=actor, at=when)
-        elif scenario == 11 and client.sm_version == "1.0":
+        elif scenario == 11 and client.sm_version == SMVersion.V1:
             services.await_reinstate(subscription=sub, actor=actor, at=when)
         elif scenario == 12:
             services.deactivate_items(
@@ -230,7 +232,7 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
             services.hand_over_to_client(subscription=sub, actor=actor, at=when)
         elif scenario == 14 and sub.items.count() > 1:
             services.remove_item(subscription=sub, running_no=2, actor=actor, at=when)
-        elif scenario == 15 and client.sm_version == "1.0":
+        elif scenario == 15 and client.sm_version == SMVersion.V1:
             services.reinstate_items(subscription=sub, running_nos=[1], actor=actor, at=when)
         if scenario != 6:
             _simulate_until(sub, now)
@@ -239,7 +241,7 @@ def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) ->
 def _lines(
     client: Client, products: list[Product], scenario: int, rng: random.Random
 ) -> list[services.Line]:
-    if client.sm_version == "1.0":
+    if client.sm_version == SMVersion.V1:
         auto, manual, yearly_manual, storage = products
         main = {1: manual, 2: yearly_manual, 11: auto, 15: manual}.get(scenario, auto)
         if scenario == 14 or rng.random() < 0.2:
@@ -260,10 +262,14 @@ def _simulate_until(sub: Subscription, now: datetime) -> None:
     dunning as grace and hold expire."""
     for _ in range(40):
         sub = Subscription.objects.select_related("client").get(pk=sub.pk)
-        if sub.status == "Active" and sub.next_billing_date <= now:
+        if sub.status == SubscriptionStatus.ACTIVE and sub.next_billing_date <= now:
             services.renew_due(subscription=sub, at=sub.next_billing_date)
-        elif sub.status in ("Grace", "Hold"):
-            days = sub.client.grace_period_days if sub.status == "Grace" else sub.client.hold_days
+        elif sub.status in (SubscriptionStatus.GRACE, SubscriptionStatus.HOLD):
+            days = (
+                sub.client.grace_period_days
+                if sub.status == SubscriptionStatus.GRACE
+                else sub.client.hold_days
+            )
             expiry = sub.status_changed_at + timedelta(days=days)
             if expiry > now:
                 break

@@ -1,47 +1,12 @@
-"""Notification types (SPEC 4, 7) and the payloads written to the outbox."""
+"""The payloads written to the outbox (docs/notifications.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from commerce import webhooks
-from commerce.models import OutboxNotification, Purchase, PurchaseItem
-from customers.emails import queue_for_notification
+from commerce.models import Purchase, PurchaseItem
 
-from .models import Subscription, SubscriptionItem
-
-PAID_ORDER = "PaidOrderNotification"
-NEW_OFFLINE_PAYMENT = "NewOfflinePaymentPurchaseNotification"
-PAYMENT_DECLINED = "OnlinePaymentDeclined"
-BILLING_CANCELED = "RecurringBillingCanceledNotification"
-BILLING_REINSTATED = "RecurringBillingReinstatedNotification"
-RENEWAL_TYPE_CHANGED = "SubscriptionRenewalTypeChangedNotification"
-BILLING_DATE_EXTENDED = "SubscriptionBillingDateExtendedNotification"
-ON_GRACE = "RecurringBillingOnGraceNotification"
-ON_HOLD = "RecurringBillingOnHoldNotification"
-REFUND = "RefundNotification"
-PARTIAL_REFUND = "PartialRefundNotification"
-CHARGEBACK = "ChargebackNotification"
-REMINDER_CHARGE = "SubscriptionReminderChargeNotification"
-REMINDER_OFFLINE = "SubscriptionReminderOfflinePayNotification"
-REMINDER_CARD_EXPIRING = "SubscriptionReminderPayOptExpNotification"
-TYPES = [
-    PAID_ORDER,
-    NEW_OFFLINE_PAYMENT,
-    PAYMENT_DECLINED,
-    BILLING_CANCELED,
-    BILLING_REINSTATED,
-    RENEWAL_TYPE_CHANGED,
-    BILLING_DATE_EXTENDED,
-    ON_GRACE,
-    ON_HOLD,
-    REFUND,
-    PARTIAL_REFUND,
-    CHARGEBACK,
-    REMINDER_CHARGE,
-    REMINDER_OFFLINE,
-    REMINDER_CARD_EXPIRING,
-]
+from ..models import Subscription, SubscriptionItem
 
 
 def _date(value: Any) -> str | None:
@@ -107,26 +72,3 @@ def purchase_payload(
             "Items": out,
         }
     }
-
-
-def queue(
-    purchase: Purchase, notification: str, payload: dict[str, Any], *, generate_mail: bool = True
-) -> OutboxNotification:
-    """Outbox row (and customer e-mail) for a purchase-level event
-    (sign-up, declines, refunds)."""
-    at = purchase.paid_at or purchase.created_at
-    row = OutboxNotification.objects.create(
-        client_id=purchase.client_id,
-        type=notification,
-        payload=payload,
-        subscription_id=purchase.subscription_id,
-        purchase=purchase,
-        generate_mail=generate_mail,
-        created_at=at,
-    )
-    webhooks.deliver_after_commit()
-    if generate_mail:
-        queue_for_notification(
-            notification, subscription=purchase.subscription, purchase=purchase, at=at
-        )
-    return row

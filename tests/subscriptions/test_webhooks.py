@@ -15,10 +15,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from commerce import webhooks
 from commerce.models import OutboxNotification, WebhookDelivery, WebhookEndpoint
-from commerce.tasks import deliver_notifications
 from subscriptions import services
+from subscriptions.notifications import webhooks
+from subscriptions.notifications.tasks import deliver_notifications
 from tests.conftest import STAFF, subscribe
 from tests.subscriptions.test_renewal_workers import workers  # noqa: F401 - a fixture
 
@@ -290,7 +290,9 @@ def test_notifications_written_while_no_worker_runs_go_out_when_one_starts(
     from tests.subscriptions.test_renewal_workers import wait_for
 
     routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {"commerce.tasks.deliver_notifications": {"queue": workers.queue}}
+    celery_app.conf.task_routes = {
+        "subscriptions.notifications.tasks.deliver_notifications": {"queue": workers.queue}
+    }
     try:
         sub = subscribe(sm2, monthly)  # committed; no worker is running
         switch(sub)

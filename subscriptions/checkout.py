@@ -1,4 +1,4 @@
-"""The public checkout of one client (SPEC 9): the only public page that
+"""The public checkout of one client (docs/back-office.md): the only public page that
 creates subscriptions, through ``services.sign_up`` like the API."""
 
 from __future__ import annotations
@@ -8,10 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from subscriptions import services
-from subscriptions.errors import InvalidInput
+from commerce.gateway import PaymentKind
+from commerce.models import Client, Product
 
-from .models import Client, Product
+from . import services
+from .errors import InvalidInput
+from .models import HistoryEntry
+
+T = services.TransactionStatus
 
 FIELD_FOR = {
     "Email": "email",
@@ -30,9 +34,9 @@ class CheckoutForm(forms.Form):
     last_name = forms.CharField(max_length=100, required=False)
     company = forms.CharField(max_length=200, required=False)
     payment = forms.ChoiceField(
-        choices=[("card", "Card"), ("invoice", "Invoice (pay by wire)")],
+        choices=[(PaymentKind.CARD, "Card"), (PaymentKind.INVOICE, "Invoice (pay by wire)")],
         widget=forms.RadioSelect,
-        initial="card",
+        initial=PaymentKind.CARD,
     )
     card_number = forms.CharField(
         max_length=23,
@@ -72,7 +76,7 @@ class CheckoutForm(forms.Form):
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
-        if data.get("payment") == "card":
+        if data.get("payment") == PaymentKind.CARD:
             for name in ("card_number", "expiry_month", "expiry_year"):
                 if not data.get(name) and name not in self.errors:
                     self.add_error(name, "Required for card payments.")
@@ -83,7 +87,7 @@ class CheckoutForm(forms.Form):
 
     def payment_input(self) -> services.CardInput | services.InvoiceInput:
         data = self.cleaned_data
-        if data["payment"] == "invoice":
+        if data["payment"] == PaymentKind.INVOICE:
             return services.InvoiceInput()
         return services.CardInput(data["card_number"], data["expiry_month"], data["expiry_year"])
 
@@ -106,13 +110,13 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
                 lines=form.lines(),
                 payment=form.payment_input(),
                 confirm_auto_renewal=data.get("confirm_auto_renewal", True),
-                actor=services.Actor("customer", data["email"]),
+                actor=services.Actor(HistoryEntry.ActorKind.CUSTOMER, data["email"]),
             )
         except InvalidInput as exc:
             for key, message in exc.fields.items():
                 form.add_error(FIELD_FOR.get(key), message)
         else:
-            if result.subscriptions or result.transaction_status in ("Success", "Pending"):
+            if result.subscriptions or result.transaction_status in (T.SUCCESS, T.PENDING):
                 return render(request, "checkout/done.html", {"client": client, "result": result})
             form.add_error(None, _declined_message(result))
     return render(
@@ -124,7 +128,7 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _declined_message(result: services.SignUpResult) -> str:
-    if result.transaction_status == "Error":
+    if result.transaction_status == T.ERROR:
         return (
             "The payment service did not answer. Nothing was charged; please try again in a minute."
         )

@@ -1,7 +1,7 @@
-"""Webhook delivery of the notification outbox (SPEC 7).
+"""Webhook delivery of the notification outbox (docs/notifications.md).
 
 A state change writes its ``OutboxNotification`` in its own transaction; after
-commit a worker (``commerce.tasks.deliver_notifications``, also run by beat
+commit a worker (``tasks.deliver_notifications``, also run by beat
 every minute, so nothing is lost if a trigger is) does two things:
 
 1. **fan out**: each undelivered outbox row becomes one ``WebhookDelivery``
@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import OutboxNotification, WebhookDelivery, WebhookEndpoint
+from commerce.models import OutboxNotification, WebhookDelivery, WebhookEndpoint
 
 MAX_ATTEMPTS = 24
 LEASE = timedelta(minutes=5)  # a claimed delivery is not claimed again for this long
@@ -42,7 +42,7 @@ D = WebhookDelivery.Status
 
 def backoff(attempts: int) -> timedelta:
     """Wait after the ``attempts``-th failure: 15 s doubling, at most 3 hours
-    (23 waits add up to about 43 hours, inside the 48 of SPEC 7)."""
+    (23 waits add up to about 43 hours, inside the 48 of docs/notifications.md)."""
     return timedelta(seconds=min(15 * 2 ** (attempts - 1), 3 * 3600))
 
 
@@ -58,12 +58,6 @@ def body_of(notification: OutboxNotification) -> bytes:
 def signature(secret: str, body: bytes, at: int) -> str:
     digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={at},v1={digest}"
-
-
-def deliver_after_commit() -> None:
-    from .tasks import deliver_notifications
-
-    transaction.on_commit(deliver_notifications.delay, robust=True)
 
 
 def fan_out(limit: int = 1000) -> int:
@@ -155,8 +149,8 @@ def _record(delivery: WebhookDelivery, code: int | None, text: str, now: datetim
 
 
 def resend(delivery: WebhookDelivery) -> None:
-    """Send again now, with a fresh budget of attempts (staff's Resend)."""
+    """Send again now, with a fresh budget of attempts (staff's Resend; the
+    caller has it delivered, ``tasks.deliver_after_commit``)."""
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         status=D.PENDING, attempts=0, next_attempt_at=timezone.now()
     )
-    deliver_after_commit()

@@ -1,5 +1,6 @@
 """The Settings page (admin role) and the SM 1.0 -> 2.0 migration's dry run,
-confirmation and result (SPEC 9, 11)."""
+confirmation and result (docs/sm2-migration.md), and the sandbox test
+clock (docs/test-clock.md)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import services
-from subscriptions.errors import DomainError
+from commerce import clock
+from commerce.access import HtmxHttpRequest, client_of, staff_required
+from commerce.models import ApiCredential, WebhookEndpoint
 
-from . import clock
-from .access import HtmxHttpRequest, client_of, staff_actor, staff_required
-from .models import ApiCredential, WebhookEndpoint
+from . import services
+from .errors import DomainError
+from .tasks import advance_clock as advance_task
 
 
 @require_GET
@@ -66,7 +68,10 @@ def sm2_migration(request: HtmxHttpRequest) -> HttpResponse:
     client = client_of(request)
     if request.method == "POST":
         try:
-            result = services.migrate_to_sm2(client=client, actor=staff_actor(request))
+            result = services.migrate_to_sm2(
+                client=client,
+                actor=services.Actor.staff(request.user),  # type: ignore[arg-type]
+            )
         except DomainError as error:
             messages.error(request, error.reason)
             return redirect("sm2-migration")
@@ -87,8 +92,6 @@ def sm2_migration(request: HtmxHttpRequest) -> HttpResponse:
 def advance_clock(request: HtmxHttpRequest) -> HttpResponse:
     """Move this sandbox client's test clock forward (issue 10); the days on
     the way are swept by a worker, one after the other."""
-    from subscriptions.tasks import advance_clock as advance_task
-
     client = client_of(request)
     by = request.POST.get("by", "")
     try:

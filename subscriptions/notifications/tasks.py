@@ -1,8 +1,9 @@
-"""Celery tasks of the commerce app."""
+"""Celery task that delivers the outbox as webhooks (``webhooks``)."""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import transaction
 
 from . import webhooks
 
@@ -20,3 +21,8 @@ def deliver_notifications() -> int:
         if not tried:
             break
     return sent
+
+
+def deliver_after_commit() -> None:
+    """Deliver what this transaction writes to the outbox once it commits."""
+    transaction.on_commit(deliver_notifications.delay, robust=True)

@@ -1,5 +1,5 @@
 """The Notifications page (webhook deliveries, Resend) and the webhook
-endpoints of Settings (SPEC 7, 9)."""
+endpoints of Settings (docs/notifications.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions.notifications import TYPES
+from commerce.access import HtmxHttpRequest, client_of, staff_required
+from commerce.models import WebhookDelivery, WebhookEndpoint
 
-from . import webhooks
-from .access import HtmxHttpRequest, client_of, staff_required
-from .models import WebhookDelivery, WebhookEndpoint
+from . import tasks, webhooks
+from .types import NotificationType
 
 
 @require_GET
@@ -43,6 +43,7 @@ def notifications(request: HtmxHttpRequest) -> HttpResponse:
 def resend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     delivery = get_object_or_404(WebhookDelivery, pk=pk, notification__client=client_of(request))
     webhooks.resend(delivery)
+    tasks.deliver_after_commit()
     messages.success(
         request, f"{delivery.notification.type} is being sent again to {delivery.endpoint.url}."
     )
@@ -55,7 +56,7 @@ def resend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 class EndpointForm(forms.Form):
     url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
     types = forms.MultipleChoiceField(
-        choices=[(t, t) for t in TYPES],
+        choices=[(t, t) for t in NotificationType.values],
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every type.",
