@@ -13,7 +13,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from commerce.bulk import update_rows
+from commerce.bulk import Row, update_rows
 from commerce.models import Client, Purchase
 
 from .models import Customer, CustomerEmail
@@ -43,31 +43,35 @@ SUBJECTS: dict[str, str] = {
 }
 
 
-def build(
+def row(
     kind: str,
     *,
     subscription: Subscription | None,
     purchase: Purchase | None,
     at: datetime,
     notification: str = "",
-) -> CustomerEmail:
-    """An unsaved e-mail (callers save it, or insert many). The body is
+) -> Row:
+    """A queued e-mail as a ``CustomerEmail`` row to insert. The body is
     rendered when it is sent, so a renewal batch renders no templates."""
     owner = subscription or purchase
     assert owner is not None
     customer, client = owner.customer, owner.client
     date = subscription.next_billing_date.strftime("%Y-%m-%d") if subscription else ""
-    return CustomerEmail(
-        client_id=client.pk,
-        customer_id=customer.pk,
-        subscription_id=subscription.pk if subscription else None,
-        purchase_id=purchase.pk if purchase else None,
-        kind=kind,
-        notification=notification,
-        to=customer.email,
-        created_at=at,
-        subject=SUBJECTS[kind].format(client=client.name, date=date),
-    )
+    return {
+        "client_id": client.pk,
+        "customer_id": customer.pk,
+        "subscription_id": subscription.pk if subscription else None,
+        "purchase_id": purchase.pk if purchase else None,
+        "kind": kind,
+        "notification": notification,
+        "to": customer.email,
+        "subject": SUBJECTS[kind].format(client=client.name, date=date),
+        "body_text": "",
+        "body_html": "",
+        "created_at": at,
+        "sent_at": None,
+        "error": "",
+    }
 
 
 def render(email: CustomerEmail) -> None:

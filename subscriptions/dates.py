@@ -1,4 +1,4 @@
-"""Billing dates from an anchor (SPEC 5.1).
+"""Billing dates from an anchor (docs/lifecycle.md, "Billing dates").
 
 The anchor is the start of interval ``anchor_interval_no``. Every later
 interval start is the anchor plus a whole number of intervals computed in one
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 
@@ -31,6 +32,7 @@ class Interval:
         return " ".join(p for p in parts if p)
 
 
+@lru_cache(maxsize=4096)  # pure; a renewal batch asks for the same dates many times
 def interval_start(
     *,
     anchor: datetime,

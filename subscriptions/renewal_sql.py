@@ -30,10 +30,19 @@ from django.db import connection, transaction
 
 from commerce.bulk import insert_rows, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult
-from commerce.models import Purchase, PurchaseItem
+from commerce.models import Client, Product, Purchase, PurchaseItem
+from customers.models import Customer, PaymentMethod
 
 from . import services
 from .models import Subscription, SubscriptionItem, SubscriptionStatus
+
+# The subscriptions (of those given) whose next interval already has a
+# renewal purchase: an index lookup each (one_renewal_purchase_per_interval).
+OPENED = """
+SELECT p.subscription_id FROM unnest(%s::bigint[], %s::integer[]) AS v(sub, next)
+JOIN commerce_purchase p
+  ON p.subscription_id = v.sub AND p.interval_no = v.next AND p.category = 'renewal'
+"""
 
 # What recording a paid renewal writes of the purchase.
 PURCHASE_FIELDS = ["status", "paid_at", "gateway_reference", "charge_attempts"]
@@ -74,30 +83,19 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        subs = list(
-            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=ids, status=SubscriptionStatus.ACTIVE, next_billing_date__lte=as_of)
-            .select_related("client", "customer", "payment_method")
-            .order_by("pk")
-        )
+        subs = _lock_due(ids, as_of)
         if not subs:
             return [], []
         items = items_by_subscription(subs)
         # A purchase for the next interval already exists (a crash after a
         # claim, a retry after a decline): the per-row services take it on.
-        opened = set(
-            Purchase.objects.filter(
-                category=Purchase.Category.RENEWAL,
-                subscription__in=subs,
-                interval_no__gt=min(s.last_interval_no for s in subs),
-            ).values_list("subscription_id", "interval_no")
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(OPENED, [[s.pk for s in subs], [s.last_interval_no + 1 for s in subs]])
+            opened = {row[0] for row in cursor.fetchall()}
         plain: list[Subscription] = []
         special: list[int] = []
         for sub in subs:
-            if (sub.pk, sub.last_interval_no + 1) in opened or not services.is_plain_renewal(
-                sub, items[sub.pk]
-            ):
+            if sub.pk in opened or not services.is_plain_renewal(sub, items[sub.pk]):
                 special.append(sub.pk)
             else:
                 plain.append(sub)
@@ -112,13 +110,59 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
     return claims, special
 
 
+# The subscription (all columns), what a renewal needs of its customer and
+# payment method, locked unless another worker holds it.
+_SUB = [f.attname for f in Subscription._meta.concrete_fields]
+_CUSTOMER = ["id", "email"]
+_METHOD = ["id", "kind", "card_number", "expiry_month", "expiry_year"]
+LOCK_DUE = f"""
+SELECT {", ".join(f"s.{Subscription._meta.get_field(n).column}" for n in _SUB)},
+       c.email, pm.kind, pm.card_number, pm.expiry_month, pm.expiry_year
+FROM subscriptions_subscription s
+JOIN customers_customer c ON c.id = s.customer_id
+JOIN customers_paymentmethod pm ON pm.id = s.payment_method_id
+WHERE s.id = ANY(%s) AND s.status = %s AND s.next_billing_date <= %s
+ORDER BY s.id
+FOR UPDATE OF s SKIP LOCKED
+"""
+_ITEM = [f.attname for f in SubscriptionItem._meta.concrete_fields]
+ITEMS = f"""
+SELECT {", ".join(SubscriptionItem._meta.get_field(n).column for n in _ITEM)}
+FROM subscriptions_subscriptionitem WHERE subscription_id = ANY(%s)
+ORDER BY subscription_id, running_no
+"""
+
+
+def _lock_due(ids: list[int], as_of: datetime) -> list[Subscription]:
+    """The still-due subscriptions among ``ids``, locked, as model instances
+    with their client, customer and payment method (one statement)."""
+    db, n = connection.alias, len(_SUB)
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_DUE, [ids, SubscriptionStatus.ACTIVE.value, as_of])
+        rows = cursor.fetchall()
+    clients = Client.objects.in_bulk({row[_SUB.index("client_id")] for row in rows})
+    subs = []
+    for row in rows:
+        sub = Subscription.from_db(db, _SUB, row[:n])
+        sub.client = clients[sub.client_id]
+        sub.customer = Customer.from_db(db, _CUSTOMER, (sub.customer_id, row[n]))
+        sub.payment_method = PaymentMethod.from_db(
+            db, _METHOD, (sub.payment_method_id, *row[n + 1 :])
+        )
+        subs.append(sub)
+    return subs
+
+
 def items_by_subscription(subs: list[Subscription]) -> dict[int, list[SubscriptionItem]]:
+    """The items of each subscription, with their products (read once each)."""
     grouped: dict[int, list[SubscriptionItem]] = {sub.pk: [] for sub in subs}
-    for item in (
-        SubscriptionItem.objects.filter(subscription__in=subs)
-        .select_related("product")
-        .order_by("subscription_id", "running_no")
-    ):
+    db = connection.alias
+    with connection.cursor() as cursor:
+        cursor.execute(ITEMS, [[sub.pk for sub in subs]])
+        items = [SubscriptionItem.from_db(db, _ITEM, row) for row in cursor.fetchall()]
+    products = Product.objects.in_bulk({item.product_id for item in items})
+    for item in items:
+        item.product = products[item.product_id]
         grouped[item.subscription_id].append(item)
     return grouped
 
@@ -179,7 +223,7 @@ def record_paid(paid: list[tuple[Claim, ChargeResult]], *, at: datetime) -> Reco
         claim.sub.row_version += 1  # what Subscription.save_changes does
         recorded.append(claim)
     update_rows([c.purchase for c in recorded], PURCHASE_FIELDS)
-    update_rows([c.sub for c in recorded], Subscription.saved_fields())
+    update_rows([c.sub for c in recorded], services.billing.PAID_RENEWAL_FIELDS)
     update_rows([i for c in recorded for i in c.items], services.ITEM_FIELDS)
     services.write(written)
     out.charged = len(recorded)

@@ -1,15 +1,19 @@
 """Writing notifications (docs/notifications.md): an outbox row per event and
 the customer e-mail it implies, in the caller's transaction; webhooks and
 e-mails go out after commit. Every notification and every customer e-mail
-about a subscription or purchase is written here."""
+about a subscription or purchase is written here.
+
+Rows are built as plain column dicts (``Row``) and inserted a batch at a
+time, so a renewal batch builds no model instance for them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from commerce.bulk import insert_rows
+from commerce.bulk import Row, insert_dicts
 from commerce.models import OutboxNotification, Purchase
 from customers import emails
 from customers import tasks as email_tasks
@@ -29,17 +33,19 @@ def outbox_row(
     subscription: Subscription | None = None,
     purchase: Purchase | None = None,
     generate_mail: bool = True,
-) -> OutboxNotification:
-    """An unsaved outbox row."""
-    return OutboxNotification(
-        client_id=client_id,
-        type=notification,
-        payload=payload,
-        subscription=subscription,
-        purchase=purchase,
-        generate_mail=generate_mail,
-        created_at=at,
-    )
+) -> Row:
+    """An outbox row to insert."""
+    return {
+        "id": uuid.uuid4(),
+        "client_id": client_id,
+        "type": notification,
+        "payload": payload,
+        "subscription_id": subscription.pk if subscription else None,
+        "purchase_id": purchase.pk if purchase else None,
+        "generate_mail": generate_mail,
+        "created_at": at,
+        "delivered_at": None,
+    }
 
 
 def email_for(
@@ -48,25 +54,24 @@ def email_for(
     subscription: Subscription | None,
     purchase: Purchase | None,
     at: datetime,
-) -> CustomerEmail | None:
-    """The unsaved customer e-mail a notification implies, if any (rendered
-    when it is sent)."""
+) -> Row | None:
+    """The customer e-mail a notification implies, if any (rendered when sent)."""
     kind = EMAIL_KIND.get(notification)
     if kind is None:
         return None
-    return emails.build(
+    return emails.row(
         kind, subscription=subscription, purchase=purchase, at=at, notification=notification
     )
 
 
-def write(rows: Sequence[OutboxNotification], mails: Sequence[CustomerEmail]) -> None:
+def write(rows: Sequence[Row], mails: Sequence[Row]) -> None:
     """Insert outbox rows and e-mails (one statement each) in the caller's
     transaction, and have them delivered once it commits."""
     if rows:
-        insert_rows(rows)
+        insert_dicts(OutboxNotification, rows)
         tasks.deliver_after_commit()
     if mails:
-        insert_rows(mails)
+        insert_dicts(CustomerEmail, mails)
         email_tasks.send_after_commit()
 
 
@@ -79,7 +84,7 @@ def notify(
     subscription: Subscription | None = None,
     purchase: Purchase | None = None,
     generate_mail: bool = True,
-) -> OutboxNotification:
+) -> None:
     """Write one notification and, when ``generate_mail``, its e-mail."""
     row = outbox_row(
         notification,
@@ -96,14 +101,13 @@ def notify(
         else None
     )
     write([row], [mail] if mail else [])
-    return row
 
 
 def notify_purchase(
     purchase: Purchase, notification: str, payload: dict[str, Any], *, generate_mail: bool = True
-) -> OutboxNotification:
+) -> None:
     """A purchase-level event (sign-up, declines, refunds)."""
-    return notify(
+    notify(
         notification,
         client_id=purchase.client_id,
         payload=payload,

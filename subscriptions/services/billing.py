@@ -116,7 +116,7 @@ def renewal_purchase(sub: Subscription, items: list[SubscriptionItem], *, at: da
     return Purchase(
         client_id=sub.client_id,
         customer_id=sub.customer_id,
-        subscription=sub,
+        subscription_id=sub.pk,
         category=Purchase.Category.RENEWAL,
         status=Purchase.Status.PENDING,
         interval_no=sub.last_interval_no + 1,
@@ -131,13 +131,13 @@ def renewal_lines(purchase: Purchase, items: list[SubscriptionItem]) -> list[Pur
     """A line per Active item, at the item's price now (unsaved)."""
     return [
         PurchaseItem(
-            purchase=purchase,
+            purchase_id=purchase.pk,
             running_no=no,
             product_id=item.product_id,
             quantity=item.quantity,
             unit_price=item.unit_price,
             amount=item.line_amount,
-            subscription_item=item,
+            subscription_item_id=item.pk,
             interval_no=purchase.interval_no,
         )
         for no, item in enumerate((i for i in items if i.status == IS.ACTIVE), start=1)
@@ -279,6 +279,19 @@ def record_charge(
             )
         status = T.REJECTED if declined else T.ERROR
         return ChargeOutcome(status, locked.sub, purchase, result.message)
+
+
+# The subscription columns ``paid_renewal`` may change (what a batch writes).
+PAID_RENEWAL_FIELDS = [
+    "last_interval_no",
+    "next_billing_date",
+    "anchor_date",
+    "anchor_interval_no",
+    "status",
+    "status_changed_at",
+    "end_date",
+    "row_version",
+]
 
 
 def paid_renewal(

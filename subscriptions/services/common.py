@@ -14,9 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from commerce import clock
-from commerce.bulk import insert_rows
-from commerce.models import OutboxNotification, Purchase
-from customers.models import Customer, CustomerEmail
+from commerce.bulk import Row, insert_dicts
+from commerce.models import Purchase
+from customers.models import Customer
 
 from ..errors import NotFound, TransitionNotAllowed
 from ..models import (
@@ -149,9 +149,9 @@ class Written:
     """The rows one change adds beside the rows it changes: its history
     entry, and its outbox notification and customer e-mail if it has them."""
 
-    history: HistoryEntry
-    outbox: OutboxNotification | None = None
-    email: CustomerEmail | None = None
+    history: Row
+    outbox: Row | None = None
+    email: Row | None = None
 
 
 def history_entry(
@@ -164,21 +164,23 @@ def history_entry(
     at: datetime,
     before: dict[str, Any],
     after: dict[str, Any],
-) -> HistoryEntry:
-    """An unsaved history entry with the values that changed (docs/lifecycle.md)."""
+) -> Row:
+    """A history entry (a row to insert) with the values that changed
+    (docs/lifecycle.md)."""
     changed = [k for k in after if after[k] != before.get(k)]
-    return HistoryEntry(
-        client_id=client_id,
-        subscription_id=subscription_id,
-        created_at=at,
-        actor_kind=actor.kind,
-        actor_label=actor.label,
-        staff_user=actor.user if actor.kind == HistoryEntry.ActorKind.STAFF else None,
-        event_code=event_code,
-        summary=summary,
-        before={k: before[k] for k in changed if k in before},
-        after={k: after[k] for k in changed},
-    )
+    staff = actor.user if actor.kind == HistoryEntry.ActorKind.STAFF else None
+    return {
+        "client_id": client_id,
+        "subscription_id": subscription_id,
+        "created_at": at,
+        "actor_kind": actor.kind,
+        "actor_label": actor.label,
+        "staff_user_id": staff.pk if staff is not None else None,
+        "event_code": event_code,
+        "summary": summary,
+        "before": {k: before[k] for k in changed if k in before},
+        "after": {k: after[k] for k in changed},
+    }
 
 
 def change_rows(
@@ -233,10 +235,10 @@ def save(locked: Locked) -> None:
     SubscriptionItem.objects.bulk_update(locked.items, ITEM_FIELDS)
 
 
-def write_history(entries: Sequence[HistoryEntry]) -> None:
+def write_history(entries: Sequence[Row]) -> None:
     """The one writer of history entries (append-only; docs/decisions.md).
     The SM 2.0 migration's set-based insert is the one exception."""
-    insert_rows(entries)
+    insert_dicts(HistoryEntry, entries)
 
 
 def write(written: Sequence[Written]) -> None:
