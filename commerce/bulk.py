@@ -8,12 +8,16 @@ one ``UPDATE ... FROM unnest(arrays)`` instead (PostgreSQL; ``FROM (VALUES
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections, models, router
 from django.db.models import Model
+from django.db.models.base import ModelState
 
 
 def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
@@ -32,20 +36,27 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
         getters = [_copy_value(f, conn) for f in columns]
         arrays = [[obj.pk for obj in objs]] + [[value(obj) for obj in objs] for value in getters]
         types = [pk, *columns]
-        source = ", ".join(f"%s::{f.db_type(conn)}[]" for f in types)  # type: ignore[union-attr]
+        # Arrays go in binary (%b), several times cheaper to send than text;
+        # a column of nulls only has no type of its own to send it with.
+        source = ", ".join(
+            f"{'%s' if all(v is None for v in values) else '%b'}::{f.db_type(conn)}[]"
+            for f, values in zip(types, arrays, strict=True)
+        )
         alias = ", ".join(f"c{i}" for i in range(len(types)))
         key = f"{table}.{qn(pk.column)}"  # type: ignore[union-attr]
         # ``= ANY(ids)`` as well: the rows are found through the primary key
         # rather than by hashing the whole table against the arrays.
         sql = (
             f"UPDATE {table} SET {assignments} FROM unnest({source}) AS v({alias}) "
-            f"WHERE {key} = v.c0 AND {key} = ANY(%s::{pk.db_type(conn)}[])"  # type: ignore[union-attr]
+            f"WHERE {key} = v.c0 AND {key} = ANY(%b::{pk.db_type(conn)}[])"  # type: ignore[union-attr]
         )
-        params: list[Any] = [*arrays, arrays[0]]
+        with binary_cursor(conn) as cursor:
+            cursor.execute(sql, [*arrays, arrays[0]])
+            return int(cursor.rowcount)
     else:
         # SQLite names VALUES columns column1, column2, ...
         row = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
-        params = []
+        params: list[Any] = []
         for obj in objs:
             params.append(obj.pk)
             params += [f.get_db_prep_save(getattr(obj, f.attname), conn) for f in columns]
@@ -57,6 +68,19 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+@contextmanager
+def binary_cursor(conn: Any) -> Iterator[Any]:
+    """A psycopg cursor on Django's PostgreSQL connection (same transaction)
+    that binds parameters on the server, so arrays can go as binary (``%b``)
+    and rows can come back binary (``execute(..., binary=True)``); Django's
+    own cursors bind on the client. Errors are Django's, as usual."""
+    import psycopg
+
+    conn.ensure_connection()
+    with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
+        yield cursor
 
 
 def insert_rows(objs: Sequence[Model], *, returning_ids: bool = False) -> None:
@@ -94,6 +118,45 @@ def insert_rows(objs: Sequence[Model], *, returning_ids: bool = False) -> None:
 
 
 Row = dict[str, Any]
+M = TypeVar("M", bound=Model)
+
+
+def new(model: type[M], **values: Any) -> M:
+    """A new, unsaved instance from attnames, without Django's per-instance
+    ``__init__`` work (field by field, and the pre/post_init signals): for
+    batches that build thousands. Missing fields get their defaults."""
+    obj = model.__new__(model)
+    obj._state = ModelState()
+    attrs = obj.__dict__
+    for name, default in _defaults(model):
+        attrs[name] = values.pop(name) if name in values else default()
+    if values:
+        raise TypeError(f"{model.__name__} has no field(s) {', '.join(values)}")
+    return obj
+
+
+def load(model: type[M], names: Sequence[str], row: Sequence[Any], db: str) -> M:
+    """An instance read from the database (all of ``names``), as ``new``."""
+    obj = model.__new__(model)
+    obj._state = ModelState()
+    obj._state.adding, obj._state.db = False, db
+    obj.__dict__.update(zip(names, row, strict=True))
+    return obj
+
+
+@cache
+def _defaults(model: type[Model]) -> list[tuple[str, Callable[[], Any]]]:
+    out: list[tuple[str, Callable[[], Any]]] = []
+    for field in model._meta.concrete_fields:
+        if field.has_default() and callable(field.default):
+            out.append((field.attname, field.get_default))  # uuid4, now, dict, ...
+        else:
+            out.append((field.attname, _constant(field.get_default())))
+    return out
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
 
 
 def insert_dicts(model: type[Model], rows: Sequence[Row]) -> None:
@@ -105,31 +168,48 @@ def insert_dicts(model: type[Model], rows: Sequence[Row]) -> None:
     if conn.vendor != "postgresql":
         model._default_manager.using(conn.alias).bulk_create([model(**row) for row in rows])
         return
-    meta, qn = model._meta, conn.ops.quote_name
-    fields: list[Any] = [meta.get_field(name) for name in rows[0]]
-    adapt = [
-        (lambda v, f=f: f.get_db_prep_save(v, conn)) if not isinstance(f, _AS_IS) else None
-        for f in fields
-    ]
+    fields: list[Any] = [model._meta.get_field(name) for name in rows[0]]
+    convert = [_prepare(f, conn) for f in fields]
     names = list(rows[0])
-    columns = ", ".join(qn(f.column) for f in fields)
-    with (
-        conn.cursor() as cursor,
-        conn.wrap_database_errors,
-        cursor.cursor.copy(f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN") as copy,
-    ):
+    with _copy(conn, model, fields) as copy:
         for row in rows:
             copy.write_row(
                 [
-                    row[name] if convert is None else convert(row[name])
-                    for name, convert in zip(names, adapt, strict=True)
+                    row[name] if prepare is None else prepare(row[name])
+                    for name, prepare in zip(names, convert, strict=True)
                 ]
             )
 
 
+@contextmanager
+def _copy(conn: Any, model: type[Model], fields: list[Any]) -> Iterator[Any]:
+    """A binary ``COPY … FROM STDIN`` into ``fields`` of the model's table."""
+    qn = conn.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    sql = f"COPY {qn(model._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+    # The raw psycopg cursor: wrap its errors as Django's (IntegrityError, ...).
+    with conn.cursor() as cursor, conn.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        copy.set_types([_base_type(f.db_type(conn)) for f in fields])
+        yield copy
+
+
+def _base_type(db_type: str) -> str:
+    """'varchar(200)' -> 'varchar', 'numeric(12, 2)' -> 'numeric'."""
+    return db_type.split("(")[0].strip()
+
+
+def _prepare(field: Any, conn: Any) -> Callable[[Any], Any] | None:
+    """How a value becomes what the column's binary COPY format takes: as it
+    is (None), a Decimal for numeric columns, Django's preparation for the rest."""
+    if isinstance(field, models.DecimalField):
+        return lambda v: v if v is None or type(v) is Decimal else Decimal(v)
+    if isinstance(field, _AS_IS) and not isinstance(field, models.JSONField):
+        return None
+    return lambda v: field.get_db_prep_save(v, conn)
+
+
 def _copy_rows(conn: Any, objs: Sequence[Model], *, auto_pk: bool, returning_ids: bool) -> None:
-    meta, qn = objs[0]._meta, conn.ops.quote_name
-    table = qn(meta.db_table)
+    meta = objs[0]._meta
     fields = list(meta.concrete_fields)
     with conn.cursor() as cursor:
         if auto_pk:
@@ -143,15 +223,10 @@ def _copy_rows(conn: Any, objs: Sequence[Model], *, auto_pk: bool, returning_ids
                     obj._state.adding = False
             else:
                 fields = [f for f in fields if not f.primary_key]
-        columns = ", ".join(qn(f.column) for f in fields)
-        # The raw psycopg cursor: wrap its errors as Django's (IntegrityError, ...).
-        with (
-            conn.wrap_database_errors,
-            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-        ):
-            values = [_copy_value(f, conn) for f in fields]
-            for obj in objs:
-                copy.write_row([value(obj) for value in values])
+    values = [_copy_value(f, conn) for f in fields]
+    with _copy(conn, type(objs[0]), fields) as copy:
+        for obj in objs:
+            copy.write_row([value(obj) for value in values])
 
 
 # Columns whose Python value psycopg writes as it is (Django's preparation
@@ -169,8 +244,10 @@ _AS_IS = (
 
 
 def _copy_value(field: Any, conn: Any) -> Callable[[Model], Any]:
-    if not isinstance(field, _AS_IS) or isinstance(field, models.JSONField):
-        return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), conn)
+    """How to read an object's value for the column (see ``_prepare``)."""
+    prepare = _prepare(field, conn)
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return lambda obj: field.pre_save(obj, True)
-    return attrgetter(field.attname)
+    if prepare is None:
+        return attrgetter(field.attname)
+    return lambda obj: prepare(field.pre_save(obj, True))

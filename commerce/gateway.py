@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils.module_loading import import_string
 
-from .bulk import insert_rows
+from .bulk import insert_rows, new
 from .models import GatewayCharge
 
 
@@ -161,7 +161,8 @@ class TestGateway:
         decided = {r.idempotency_key: self._decide(r.payment_method, charged_before) for r in fresh}
         self._wait(len(fresh))
         rows = [
-            GatewayCharge(
+            new(
+                GatewayCharge,
                 idempotency_key=r.idempotency_key,
                 card_number=r.payment_method.card_number,
                 payment_method_ref=str(r.payment_method.pk),

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 
-from commerce.bulk import insert_rows, update_rows
+from commerce.bulk import binary_cursor, insert_rows, load, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult
 from commerce.models import Client, Product, Purchase, PurchaseItem
 from customers.models import Customer, PaymentMethod
@@ -39,9 +40,20 @@ from .models import Subscription, SubscriptionItem, SubscriptionStatus
 # The subscriptions (of those given) whose next interval already has a
 # renewal purchase: an index lookup each (one_renewal_purchase_per_interval).
 OPENED = """
-SELECT p.subscription_id FROM unnest(%s::bigint[], %s::integer[]) AS v(sub, next)
+SELECT p.subscription_id FROM unnest(%b::bigint[], %b::integer[]) AS v(sub, next)
 JOIN commerce_purchase p
   ON p.subscription_id = v.sub AND p.interval_no = v.next AND p.category = 'renewal'
+"""
+
+# Recording locks the purchases still pending, then their subscriptions
+# (the per-row services' order), and reads the row versions.
+LOCK_PENDING = """
+SELECT id FROM commerce_purchase WHERE id = ANY(%b::bigint[]) AND status = %s
+ORDER BY id FOR UPDATE
+"""
+LOCK_SUBSCRIPTIONS = """
+SELECT id, row_version FROM subscriptions_subscription WHERE id = ANY(%b::bigint[])
+ORDER BY id FOR UPDATE
 """
 
 # What recording a paid renewal writes of the purchase.
@@ -89,9 +101,8 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
         items = items_by_subscription(subs)
         # A purchase for the next interval already exists (a crash after a
         # claim, a retry after a decline): the per-row services take it on.
-        with connection.cursor() as cursor:
-            cursor.execute(OPENED, [[s.pk for s in subs], [s.last_interval_no + 1 for s in subs]])
-            opened = {row[0] for row in cursor.fetchall()}
+        next_intervals = [[s.pk for s in subs], [s.last_interval_no + 1 for s in subs]]
+        opened = {row[0] for row in _fetch(OPENED, next_intervals)}
         plain: list[Subscription] = []
         special: list[int] = []
         for sub in subs:
@@ -116,39 +127,44 @@ _SUB = [f.attname for f in Subscription._meta.concrete_fields]
 _CUSTOMER = ["id", "email"]
 _METHOD = ["id", "kind", "card_number", "expiry_month", "expiry_year"]
 LOCK_DUE = f"""
-SELECT {", ".join(f"s.{Subscription._meta.get_field(n).column}" for n in _SUB)},
+SELECT {", ".join(f"s.{f.column}" for f in Subscription._meta.concrete_fields)},
        c.email, pm.kind, pm.card_number, pm.expiry_month, pm.expiry_year
 FROM subscriptions_subscription s
 JOIN customers_customer c ON c.id = s.customer_id
 JOIN customers_paymentmethod pm ON pm.id = s.payment_method_id
-WHERE s.id = ANY(%s) AND s.status = %s AND s.next_billing_date <= %s
+WHERE s.id = ANY(%b::bigint[]) AND s.status = %s AND s.next_billing_date <= %s
 ORDER BY s.id
 FOR UPDATE OF s SKIP LOCKED
 """
 _ITEM = [f.attname for f in SubscriptionItem._meta.concrete_fields]
 ITEMS = f"""
-SELECT {", ".join(SubscriptionItem._meta.get_field(n).column for n in _ITEM)}
-FROM subscriptions_subscriptionitem WHERE subscription_id = ANY(%s)
+SELECT {", ".join(f.column for f in SubscriptionItem._meta.concrete_fields)}
+FROM subscriptions_subscriptionitem WHERE subscription_id = ANY(%b::bigint[])
 ORDER BY subscription_id, running_no
 """
+
+
+def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of a statement, read in PostgreSQL's binary format (no text to
+    parse for dates and numbers)."""
+    with binary_cursor(connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return list(cursor.fetchall())
 
 
 def _lock_due(ids: list[int], as_of: datetime) -> list[Subscription]:
     """The still-due subscriptions among ``ids``, locked, as model instances
     with their client, customer and payment method (one statement)."""
     db, n = connection.alias, len(_SUB)
-    with connection.cursor() as cursor:
-        cursor.execute(LOCK_DUE, [ids, SubscriptionStatus.ACTIVE.value, as_of])
-        rows = cursor.fetchall()
+    rows = _fetch(LOCK_DUE, [ids, SubscriptionStatus.ACTIVE.value, as_of])
     clients = Client.objects.in_bulk({row[_SUB.index("client_id")] for row in rows})
     subs = []
     for row in rows:
-        sub = Subscription.from_db(db, _SUB, row[:n])
+        sub = load(Subscription, _SUB, row[:n], db)
         sub.client = clients[sub.client_id]
-        sub.customer = Customer.from_db(db, _CUSTOMER, (sub.customer_id, row[n]))
-        sub.payment_method = PaymentMethod.from_db(
-            db, _METHOD, (sub.payment_method_id, *row[n + 1 :])
-        )
+        sub.customer = load(Customer, _CUSTOMER, (sub.customer_id, row[n]), db)
+        method = (sub.payment_method_id, *row[n + 1 :])
+        sub.payment_method = load(PaymentMethod, _METHOD, method, db)
         subs.append(sub)
     return subs
 
@@ -157,9 +173,9 @@ def items_by_subscription(subs: list[Subscription]) -> dict[int, list[Subscripti
     """The items of each subscription, with their products (read once each)."""
     grouped: dict[int, list[SubscriptionItem]] = {sub.pk: [] for sub in subs}
     db = connection.alias
-    with connection.cursor() as cursor:
-        cursor.execute(ITEMS, [[sub.pk for sub in subs]])
-        items = [SubscriptionItem.from_db(db, _ITEM, row) for row in cursor.fetchall()]
+    items = [
+        load(SubscriptionItem, _ITEM, row, db) for row in _fetch(ITEMS, [[s.pk for s in subs]])
+    ]
     products = Product.objects.in_bulk({item.product_id for item in items})
     for item in items:
         item.product = products[item.product_id]
@@ -183,18 +199,11 @@ def record_paid(paid: list[tuple[Claim, ChargeResult]], *, at: datetime) -> Reco
         return out
     # Lock in one order (purchases, then their subscriptions, as the per-row
     # services do) so two batches never wait on each other in a circle.
-    pending = set(
-        Purchase.objects.select_for_update()
-        .filter(pk__in=[c.purchase.pk for c, _ in paid], status=Purchase.Status.PENDING)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    versions = dict(
-        Subscription.objects.select_for_update()
-        .filter(pk__in=[c.sub.pk for c, _ in paid])
-        .order_by("pk")
-        .values_list("pk", "row_version")
-    )
+    purchase_ids = [c.purchase.pk for c, _ in paid]
+    pending = {
+        row[0] for row in _fetch(LOCK_PENDING, [purchase_ids, Purchase.Status.PENDING.value])
+    }
+    versions = dict(_fetch(LOCK_SUBSCRIPTIONS, [[c.sub.pk for c, _ in paid]]))
     recorded: list[Claim] = []
     written: list[services.Written] = []
     for claim, result in paid:

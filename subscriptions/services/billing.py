@@ -28,6 +28,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from commerce.bulk import new
 from commerce.gateway import ChargeResult, Outcome, get_gateway
 from commerce.models import Client, Product, Purchase, PurchaseItem, SMVersion
 
@@ -113,7 +114,8 @@ def renewal_key(sub_id: int, interval_no: int, attempt: int) -> str:
 def renewal_purchase(sub: Subscription, items: list[SubscriptionItem], *, at: datetime) -> Purchase:
     """The (unsaved) pending purchase of the subscription's next interval,
     billing its Active items."""
-    return Purchase(
+    return new(
+        Purchase,
         client_id=sub.client_id,
         customer_id=sub.customer_id,
         subscription_id=sub.pk,
@@ -130,7 +132,8 @@ def renewal_purchase(sub: Subscription, items: list[SubscriptionItem], *, at: da
 def renewal_lines(purchase: Purchase, items: list[SubscriptionItem]) -> list[PurchaseItem]:
     """A line per Active item, at the item's price now (unsaved)."""
     return [
-        PurchaseItem(
+        new(
+            PurchaseItem,
             purchase_id=purchase.pk,
             running_no=no,
             product_id=item.product_id,
