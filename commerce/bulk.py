@@ -144,6 +144,13 @@ def load(model: type[M], names: Sequence[str], row: Sequence[Any], db: str) -> M
     return obj
 
 
+def attach(obj: Model, relation: str, related: Model) -> None:
+    """Set an already loaded related object (a foreign key the object
+    points to), as ``obj.<relation> = related`` would, without the checks
+    an assignment makes per object."""
+    obj._state.fields_cache[relation] = related
+
+
 @cache
 def _defaults(model: type[Model]) -> list[tuple[str, Callable[[], Any]]]:
     out: list[tuple[str, Callable[[], Any]]] = []

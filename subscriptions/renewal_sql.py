@@ -29,7 +29,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from commerce.bulk import binary_cursor, insert_rows, load, update_rows
+from commerce.bulk import attach, binary_cursor, insert_rows, load, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult
 from commerce.models import Client, Product, Purchase, PurchaseItem
 from customers.models import Customer, PaymentMethod
@@ -161,10 +161,10 @@ def _lock_due(ids: list[int], as_of: datetime) -> list[Subscription]:
     subs = []
     for row in rows:
         sub = load(Subscription, _SUB, row[:n], db)
-        sub.client = clients[sub.client_id]
-        sub.customer = load(Customer, _CUSTOMER, (sub.customer_id, row[n]), db)
+        attach(sub, "client", clients[sub.client_id])
+        attach(sub, "customer", load(Customer, _CUSTOMER, (sub.customer_id, row[n]), db))
         method = (sub.payment_method_id, *row[n + 1 :])
-        sub.payment_method = load(PaymentMethod, _METHOD, method, db)
+        attach(sub, "payment_method", load(PaymentMethod, _METHOD, method, db))
         subs.append(sub)
     return subs
 
@@ -178,7 +178,7 @@ def items_by_subscription(subs: list[Subscription]) -> dict[int, list[Subscripti
     ]
     products = Product.objects.in_bulk({item.product_id for item in items})
     for item in items:
-        item.product = products[item.product_id]
+        attach(item, "product", products[item.product_id])
         grouped[item.subscription_id].append(item)
     return grouped
 
