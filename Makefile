@@ -1,6 +1,8 @@
 # Two commands for a fresh machine (see README):
 #   make run    install, migrate, load demo data, run web + Celery worker + beat
-#   make test   install (dev extras and chromium), run the whole test suite
+#   make test   install (dev extras, chromium), lint, run the whole test suite
+#               against PostgreSQL and Redis (the local ones unless DATABASE_URL /
+#               CELERY_BROKER_URL say otherwise; started if down)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -27,13 +29,19 @@ run: install
 	$(BIN)/python manage.py load_demo
 	bash scripts/run-all
 
-test: install-dev
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/commerce
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
+
+test: install-dev lint
 	bash scripts/ensure-chromium
-	$(BIN)/ruff check .
-	$(BIN)/mypy commerce customers subscriptions
+	bash scripts/ensure-services
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	$(BIN)/pytest
 
+# ruff, mypy, and the import-linter contracts (apps depend one way, no cycles).
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy commerce customers subscriptions
+	$(BIN)/lint-imports --no-cache

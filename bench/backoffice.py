@@ -1,4 +1,4 @@
-"""Back-office speed at 1,000,000 subscriptions (issue 3, SPEC 13).
+"""Back-office speed at 1,000,000 subscriptions (issue 3, bench/RESULTS.md).
 
 Creates a PostgreSQL database ``commerce_bench`` (dropped first), bulk-generates
 one client with BIG subscriptions and a baseline client with SMALL ones (each

@@ -1,4 +1,4 @@
-"""SM 1.0 -> 2.0 migration speed (issue 8, SPEC 11, 13) on PostgreSQL.
+"""SM 1.0 -> 2.0 migration speed (issue 8, docs/lifecycle.md, bench/RESULTS.md) on PostgreSQL.
 
 1. Creates the database ``commerce_bench_migration`` (dropped first): one SM
    1.0 client with SUBS subscriptions (customer, card, one item each): 70 %

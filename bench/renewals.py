@@ -1,4 +1,4 @@
-"""Renewal throughput (issue 4, SPEC 13) on PostgreSQL + Redis with real workers.
+"""Renewal throughput (issue 4, bench/RESULTS.md) on PostgreSQL + Redis with real workers.
 
 1. Creates the database ``commerce_bench_renewals`` (dropped first) with 50
    clients and SUBS subscriptions (customer, card, one item each), 2 x DUE of

@@ -1,4 +1,5 @@
-"""The payment gateway interface and the built-in test gateway (docs/payments.md).
+"""The payment gateway interface and the built-in test gateway
+(docs/renewals.md, "Payment gateway").
 
 ``charge(amount, currency, payment_method, idempotency_key)`` answers
 approved, declined or error. The same idempotency key always gets the first

@@ -33,7 +33,7 @@ class Client(models.Model):
     grace_period_days = models.PositiveIntegerField(default=7)
     hold_days = models.PositiveIntegerField(default=7)
     reminder_days = models.PositiveIntegerField(default=7)
-    # Days of grace on which a declined renewal is retried (SPEC 5.2 Decision).
+    # Days of grace on which a declined renewal is retried (docs/renewals.md).
     dunning_retry_days = models.JSONField(default=list, blank=True)
     vat_rate = models.DecimalField(
         max_digits=5,
@@ -117,7 +117,7 @@ class StaffMembership(models.Model):
 
 class ApiCredential(models.Model):
     """HTTP Basic credentials of a client system for the Subscription API
-    (SPEC 6.1). The secret is shown once when created; only its SHA-256 is
+    (docs/api.md). The secret is shown once when created; only its SHA-256 is
     stored (it is 32 random bytes, so a fast hash is enough)."""
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="api_credentials")
@@ -165,7 +165,7 @@ class ApiCredential(models.Model):
 class ApiIdempotentRequest(models.Model):
     """A POST sent with an ``Idempotency-Key`` and the answer it got, so the
     same key with the same body gets that answer again without repeating the
-    change (SPEC 6.1). ``status_code`` 0: the first request is still running."""
+    change (docs/api.md). ``status_code`` 0: the first request is still running."""
 
     credential = models.ForeignKey(ApiCredential, on_delete=models.CASCADE)
     key = models.CharField(max_length=200)
@@ -319,7 +319,7 @@ class Purchase(models.Model):
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("total")),
                 name="purchase_refund_within_total",
             ),
-            # Exactly once (SPEC 5.2): one renewal purchase per subscription and
+            # Exactly once (docs/renewals.md): one renewal purchase per subscription and
             # interval. Retries of a declined charge reuse that row.
             models.UniqueConstraint(
                 fields=["subscription", "interval_no"],
@@ -394,7 +394,7 @@ class GatewayCharge(models.Model):
 
 class OutboxNotification(models.Model):
     """Transactional outbox: written in the same transaction as the change it
-    reports; delivered by a worker after commit (SPEC 7)."""
+    reports; delivered by a worker after commit (docs/notifications.md)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="notifications")
@@ -429,7 +429,7 @@ class OutboxNotification(models.Model):
 
 
 class WebhookEndpoint(models.Model):
-    """Where a client wants its notifications (SPEC 7): a URL, the types it
+    """Where a client wants its notifications (docs/notifications.md): a URL, the types it
     wants (none = all), and the secret its deliveries are signed with (kept,
     since signing needs it; shown to the admin once, rotatable)."""
 

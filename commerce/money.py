@@ -25,7 +25,7 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
 def split_vat(gross: Decimal, currency: str, vat_rate: Decimal) -> tuple[Decimal, Decimal, Decimal]:
     """(gross, net, VAT) of a price that includes VAT at ``vat_rate`` percent:
     stored prices are what the customer pays, and each client has one VAT
-    rate (SPEC 6.3 decision). Net is rounded half-up; VAT is the rest."""
+    rate (docs/api.md). Net is rounded half-up; VAT is the rest."""
     gross = quantize(gross, currency)
     net = quantize(gross / (1 + vat_rate / 100), currency)
     return gross, net, gross - net

@@ -121,7 +121,7 @@ if os.environ.get("CACHE_URL"):
         }
     }
 
-# --- Subscription API (SPEC 6) ---------------------------------------------
+# --- Subscription API (docs/api.md) ---------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["subscriptions.api.auth.CredentialAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -171,7 +171,7 @@ CELERY_TASK_ROUTES = {
     "customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE},
     "subscriptions.notifications.tasks.deliver_notifications": {"queue": CELERY_NOTIFICATION_QUEUE},
 }
-# Webhooks (SPEC 7): seconds to wait for a receiver's answer.
+# Webhooks (docs/notifications.md): seconds to wait for a receiver's answer.
 WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 # A late-acked task whose worker died is handed out again after this long.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -182,7 +182,7 @@ RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "1000"))
 RENEWAL_SET_BASED = os.environ.get("RENEWAL_SET_BASED", "true").lower() != "false"
 
 # --- Payments -------------------------------------------------------------
-# The built-in test gateway answers by card number (SPEC 5.3); latency in ms
+# The built-in test gateway answers by card number (docs/renewals.md); latency in ms
 # simulates a real processor.
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "commerce.gateway.TestGateway")
 TEST_GATEWAY_LATENCY_MS = int(os.environ.get("TEST_GATEWAY_LATENCY_MS", "0"))
@@ -202,7 +202,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Customer self-service portal (SPEC 10): links in e-mails are absolute, so
+# Customer self-service portal (docs/portal.md): links in e-mails are absolute, so
 # they need the address customers reach this app at; a link works for
 # PORTAL_LINK_MAX_AGE seconds, a portal session for PORTAL_SESSION_SECONDS.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

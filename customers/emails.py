@@ -83,7 +83,7 @@ def render(email: CustomerEmail) -> None:
         "subscription": email.subscription,
         "purchase": email.purchase,
         "notification": email.notification,
-        # Every e-mail carries a fresh signed link into the portal (SPEC 10).
+        # Every e-mail carries a fresh signed link into the portal (docs/portal.md).
         "portal_url": link_for(email.customer, email.client),
         "link_days": max(settings.PORTAL_LINK_MAX_AGE // 86400, 1),
     }

@@ -1,4 +1,4 @@
-"""Signed, expiring links into the customer self-service portal (SPEC 10).
+"""Signed, expiring links into the customer self-service portal (docs/portal.md).
 
 A link carries the customer id and their client id, signed with Django's
 ``TimestampSigner`` (the project's SECRET_KEY and a salt of its own), so it

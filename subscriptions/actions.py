@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from commerce.gateway import PaymentKind
 from commerce.models import Purchase, SMVersion
 
 from . import services
@@ -107,14 +108,16 @@ ACTIONS = {
 def pending_invoice(sub: Subscription) -> Purchase | None:
     return (
         Purchase.objects.filter(
-            subscription=sub, status=Purchase.Status.PENDING, payment_method__kind="invoice"
+            subscription=sub,
+            status=Purchase.Status.PENDING,
+            payment_method__kind=PaymentKind.INVOICE,
         )
         .order_by("id")
         .first()
         or Purchase.objects.filter(
             items__subscription_item__subscription=sub,
             status=Purchase.Status.PENDING,
-            payment_method__kind="invoice",
+            payment_method__kind=PaymentKind.INVOICE,
         )
         .order_by("id")
         .first()

@@ -1,4 +1,4 @@
-"""Subscriptions, their items and their append-only history (SPEC 2, 8).
+"""Subscriptions, their items and their append-only history (docs/lifecycle.md).
 
 The state machines live here: explicit transition tables and one guarded
 ``set_status`` per model that refuses anything else with a domain error.
@@ -129,7 +129,7 @@ class Subscription(models.Model):
     # hold "SM 1.0 -> no renewal type, SM 2.0 -> always one"; the SM migration
     # changes both in one statement.
     sm_version = models.CharField(max_length=3, choices=SMVersion.choices)
-    renewal_type = models.CharField(  # noqa: DJ001 - SPEC 2: null means SM 1.0
+    renewal_type = models.CharField(  # noqa: DJ001 - docs/lifecycle.md: null means SM 1.0
         max_length=10, choices=RenewalType.choices, null=True, blank=True
     )
     currency = models.CharField(max_length=3)
@@ -278,7 +278,7 @@ class Subscription(models.Model):
             "next_billing_date": self.next_billing_date.isoformat(),
             "last_interval_no": self.last_interval_no,
             "items": {str(i.running_no): i.status for i in items},
-            # What each item bills: product x quantity @ unit price (SPEC 6.3).
+            # What each item bills: product x quantity @ unit price (docs/api.md).
             "lines": {
                 str(i.running_no): f"P{i.product_id} x {i.quantity} @ {i.unit_price}" for i in items
             },
@@ -344,7 +344,7 @@ class SubscriptionItem(models.Model):
 
 
 class HistoryEntry(models.Model):
-    """Append-only: entries are never edited or deleted (SPEC 8)."""
+    """Append-only: entries are never edited or deleted (docs/lifecycle.md)."""
 
     class ActorKind(models.TextChoices):
         STAFF = "staff", "Staff user"
@@ -412,7 +412,7 @@ class HistoryEntry(models.Model):
 
 
 class RenewalRun(models.Model):
-    """One sweep of the schedule (SPEC 5.2): what was due and what happened.
+    """One sweep of the schedule (docs/renewals.md): what was due and what happened.
     Batches update the counters as they finish, so the page shows progress."""
 
     class Status(models.TextChoices):

@@ -1,4 +1,4 @@
-"""The Reports section (SPEC 12): four pages, each with its filters, charts
+"""The Reports section (docs/back-office.md): four pages, each with its filters, charts
 (Chart.js from static/, not a CDN), tables and a CSV of every figure."""
 
 from __future__ import annotations

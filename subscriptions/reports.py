@@ -1,4 +1,4 @@
-"""Subscription reports (SPEC 12). Every figure is one aggregate query (or two)
+"""Subscription reports (docs/back-office.md). Every figure is one aggregate query (or two)
 in the database, grouped by month, status, interval or week; Python only
 walks the groups (at most a few dozen rows), never the subscriptions.
 

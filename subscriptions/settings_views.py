@@ -1,6 +1,6 @@
 """The Settings page (admin role) and the SM 1.0 -> 2.0 migration's dry run,
-confirmation and result (docs/sm2-migration.md), and the sandbox test
-clock (docs/test-clock.md)."""
+confirmation and result (docs/lifecycle.md), and the sandbox test
+clock (docs/back-office.md)."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ def start_renewal_run(request: HtmxHttpRequest) -> HttpResponse:
     return redirect("renewal-runs")
 
 
-# --- item changes (SPEC 6.3) in the Subscription Billing tab ------------------------
+# --- item changes (docs/api.md) in the Subscription Billing tab ------------------------
 
 ITEM_CHANGES = {
     "add": "Add item",
@@ -293,7 +293,7 @@ class ItemChangeForm(forms.Form):
         if "product" in self.fields:
             product_field = self.fields["product"]
             assert isinstance(product_field, forms.ModelChoiceField)
-            # Only products that can join this subscription (SPEC 6.3).
+            # Only products that can join this subscription (docs/api.md).
             product_field.queryset = Product.objects.filter(
                 client_id=sub.client_id,
                 is_subscription=True,

@@ -1,5 +1,5 @@
 """Who is calling (an API credential, HTTP Basic) and how fast they may call
-(SPEC 6.1). Errors are shaped in ``errors``."""
+(docs/api.md). Errors are shaped in ``errors``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every API error as ``{"ResultMessage": …}``, with ``Errors`` per field for
-400 (SPEC 6.1): domain refusals map to 400 / 404 / 409."""
+400 (docs/api.md): domain refusals map to 400 / 404 / 409."""
 
 from __future__ import annotations
 

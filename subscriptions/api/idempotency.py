@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on POSTs (SPEC 6.1): the same key with the same body
+"""``Idempotency-Key`` on POSTs (docs/api.md): the same key with the same body
 returns the first answer and changes nothing again; the same key with another
 body is refused; a second request while the first still runs is refused too.
 A row claims the key before the change runs (a unique constraint holds it),

@@ -1,4 +1,4 @@
-"""The Subscription object of SPEC 6.4, as the API returns it."""
+"""The Subscription object of docs/api.md, as the API returns it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Subscription API endpoints (SPEC 6.2). Each validates its input,
+"""The Subscription API endpoints (docs/api.md). Each validates its input,
 finds the subscription within the caller's client (another client's is a
 404), calls one lifecycle service, and answers with the Subscription object."""
 
@@ -431,7 +431,7 @@ def createpurchase(request: Request) -> Response:
     )
 
 
-# --- item changes (SPEC 6.3) ------------------------------------------------------------
+# --- item changes (docs/api.md) ------------------------------------------------------------
 
 
 def _product(request: Request, pk: int | None) -> Product | None:

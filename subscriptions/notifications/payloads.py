@@ -36,7 +36,7 @@ def purchase_payload(
     event_code: str,
     lines: list[PurchaseItem] | None = None,
 ) -> dict[str, Any]:
-    """A purchase with, per item, its RecurringBilling object (SPEC 7)."""
+    """A purchase with, per item, its RecurringBilling object (docs/notifications.md)."""
     by_item = {item.pk: (sub, item) for sub, items in subs for item in items}
     out = []
     for pi in purchase.items.all() if lines is None else lines:

@@ -1,5 +1,5 @@
 """A customer's own details: the payment card of their subscriptions and their
-contact details (SPEC 10). Each writes a history entry on every subscription
+contact details (docs/portal.md). Each writes a history entry on every subscription
 it touches, with the acting customer, staff user or API credential."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Staff, API and portal changes to a subscription (SPEC 4)."""
+"""Staff, API and portal changes to a subscription (docs/lifecycle.md)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def reinstate_items(
 ) -> Subscription:
     """Bill the named items again. A Deactivated subscription becomes Active;
     if its billing date has already passed it is billed at once and its dates
-    re-based on that payment (SPEC 3, SM 1.0 manual cycle)."""
+    re-based on that payment (docs/lifecycle.md, SM 1.0 manual cycle)."""
     at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)

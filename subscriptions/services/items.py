@@ -1,5 +1,5 @@
 """Item changes: add an item, change its product, quantity or price, with
-alignment to the current interval and a price preview (SPEC 6.3).
+alignment to the current interval and a price preview (docs/api.md).
 
 Alignment, as the API's ``AlignmentSettings`` says it:
 - preview only: nothing changes; the answer carries the prices;

@@ -1,4 +1,4 @@
-"""SM 1.0 -> 2.0 migration of one client (SPEC 11).
+"""SM 1.0 -> 2.0 migration of one client (docs/lifecycle.md).
 
 * a subscription ``Deactivated`` with items ``AwaitingReinstate`` gets renewal
   type ``Manual``, becomes ``Active``, and those items ``Active`` (its other

@@ -85,7 +85,7 @@ def sign_up(
     """Create a purchase and its subscriptions (one per interval length).
 
     A card is charged first; only an approved charge creates subscriptions.
-    A declined card leaves a declined purchase and nothing else (SPEC 4).
+    A declined card leaves a declined purchase and nothing else (docs/lifecycle.md).
     Invoice sign-ups create ``New`` subscriptions that wait for Mark as paid.
     """
     at = now_or(at, client)

@@ -1,4 +1,4 @@
-"""The four item-change endpoints (SPEC 6.2, 6.3): prices in the answer,
+"""The four item-change endpoints (docs/api.md): prices in the answer,
 preview, all six AlignmentSettings combinations, 400 / 404 / 409."""
 
 from datetime import UTC, datetime

@@ -1,4 +1,4 @@
-"""The Subscription API (SPEC 6.1, 6.2 without item changes, 6.4): every
+"""The Subscription API (docs/api.md without item changes, 6.4): every
 endpoint's success, its 4xx answers, another client's subscription as 404,
 an illegal transition as 409 with nothing changed."""
 

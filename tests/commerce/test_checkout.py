@@ -1,4 +1,4 @@
-"""The public checkout (SPEC 9): SM 2.0 Confirm auto-renewal, SM 1.0 product
+"""The public checkout (docs/back-office.md): SM 2.0 Confirm auto-renewal, SM 1.0 product
 variations, declined cards, invalid input."""
 
 from commerce.models import Purchase

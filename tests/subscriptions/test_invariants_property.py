@@ -1,4 +1,4 @@
-"""Random sequences of lifecycle events never break the SPEC 2 invariants,
+"""Random sequences of lifecycle events never break the docs/lifecycle.md invariants,
 and a refused event never changes anything."""
 
 from datetime import timedelta

@@ -1,5 +1,5 @@
 """Item changes in the Subscription Billing tab: a preview of what is charged
-now and at the next billing date before anything changes (SPEC 6.3, 9)."""
+now and at the next billing date before anything changes (docs/api.md, docs/back-office.md)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""Item changes with alignment and proration (SPEC 6.3). Every expected amount
+"""Item changes with alignment and proration (docs/api.md). Every expected amount
 is computed by hand in the comment above it: price difference x remaining
 days / days in the current interval, rounded half-up to the cent."""
 

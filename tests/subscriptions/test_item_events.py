@@ -1,4 +1,4 @@
-"""Deactivate, retire, reinstate, remove (SPEC 4) in both SM versions."""
+"""Deactivate, retire, reinstate, remove (docs/lifecycle.md) in both SM versions."""
 
 from decimal import Decimal
 

@@ -1,4 +1,4 @@
-"""Early renewal, refunds and chargebacks (SPEC 4)."""
+"""Early renewal, refunds and chargebacks (docs/lifecycle.md)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

@@ -1,5 +1,5 @@
 """Renewal charged, non-payment (grace/hold/deactivate), late payment, the
-last billing event, SM 1.0 manual cycle and SM 2.0 manual (SPEC 3, 4, 5)."""
+last billing event, SM 1.0 manual cycle and SM 2.0 manual (docs/lifecycle.md, docs/renewals.md)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""Reports (SPEC 12) on a small hand-built history, with every expected figure
+"""Reports (docs/back-office.md) on a small hand-built history, with every expected figure
 worked out by hand in the comments.
 
 The history (client on SM 2.0, EUR unless said):

@@ -1,4 +1,4 @@
-"""SM 1.0 -> 2.0 migration (SPEC 11): every status before -> after, mixed
+"""SM 1.0 -> 2.0 migration (docs/lifecycle.md): every status before -> after, mixed
 items, dry run, idempotence, all or nothing, SM 2.0 behaviour afterwards."""
 
 from datetime import timedelta
@@ -40,7 +40,7 @@ def manual(sm1):
 
 @pytest.fixture
 def estate(sm1, auto, manual):
-    """One SM 1.0 subscription in each state of SPEC 2, plus mixed items."""
+    """One SM 1.0 subscription in each state of docs/lifecycle.md, plus mixed items."""
     subs = {}
 
     def make(name, *products, **kwargs):
@@ -124,7 +124,7 @@ def test_every_status_combination_before_and_after(sm1, estate):
     )
     sm1.refresh_from_db()
     assert sm1.sm_version == "2.0"
-    # No notifications and no e-mails (SPEC 11).
+    # No notifications and no e-mails (docs/lifecycle.md).
     assert OutboxNotification.objects.count() == notifications
     assert CustomerEmail.objects.count() == emails
 
@@ -213,7 +213,7 @@ def test_after_migration_it_behaves_as_sm2(sm1, estate, login):
     purchase = fresh(estate["grace"]).purchases.order_by("pk").first()
     page = staff.get(f"/purchases/{purchase.pk}/billing/").content.decode()
     assert "Switch to Manual Renewal" in page and "Await Reinstate" not in page
-    # A migrated Manual subscription is not charged at its billing date (SPEC 3).
+    # A migrated Manual subscription is not charged at its billing date (docs/lifecycle.md).
     manual_sub = fresh(estate["awaiting"])
     outcome = services.renew_due(subscription=manual_sub, at=manual_sub.next_billing_date)
     assert outcome == "manual" and fresh(manual_sub).status == "Grace"

@@ -1,4 +1,4 @@
-"""Signed webhook notifications (SPEC 7) against a real HTTP receiver on
+"""Signed webhook notifications (docs/notifications.md) against a real HTTP receiver on
 127.0.0.1, started by the tests."""
 
 from __future__ import annotations
@@ -289,10 +289,14 @@ def test_notifications_written_while_no_worker_runs_go_out_when_one_starts(
     from commerce import celery_app
     from tests.subscriptions.test_renewal_workers import wait_for
 
+    def route(routes):
+        # Celery builds its router once per process: rebuild it from the routes.
+        celery_app.conf.task_routes = routes
+        celery_app.amqp.flush_routes()
+        celery_app.amqp.__dict__.pop("router", None)
+
     routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {
-        "subscriptions.notifications.tasks.deliver_notifications": {"queue": workers.queue}
-    }
+    route({"subscriptions.notifications.tasks.deliver_notifications": {"queue": workers.queue}})
     try:
         sub = subscribe(sm2, monthly)  # committed; no worker is running
         switch(sub)
@@ -300,7 +304,7 @@ def test_notifications_written_while_no_worker_runs_go_out_when_one_starts(
         workers.start(concurrency=1)
         wait_for(lambda: len(receiver.received) == 2, "both notifications at the receiver")
     finally:
-        celery_app.conf.task_routes = routes
+        route(routes)
     types = sorted(b["meta"]["type"] for b in receiver.bodies())
     assert types == ["PaidOrderNotification", "SubscriptionRenewalTypeChangedNotification"]
     assert all(verify(endpoint.secret, h["X-Signature"], b) for h, b in receiver.received)

@@ -114,7 +114,7 @@ def _clients() -> tuple[Client, Client]:
                 client=classic,
                 name="Backup Pro (manual renewal)",
                 price=Decimal("9.99"),
-                renewal_mode="manual",
+                renewal_mode=Product.RenewalMode.MANUAL,
                 is_one_time_rebilling=True,
             ),
             Product(
@@ -123,7 +123,7 @@ def _clients() -> tuple[Client, Client]:
                 price=Decimal("99.00"),
                 initial_interval_months=12,
                 interval_months=12,
-                renewal_mode="manual",
+                renewal_mode=Product.RenewalMode.MANUAL,
                 is_one_time_rebilling=False,
             ),
             Product(client=classic, name="Extra storage 100 GB", price=Decimal("2.50")),

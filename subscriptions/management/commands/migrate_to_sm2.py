@@ -1,4 +1,4 @@
-"""SM 1.0 -> 2.0 migration of one client, for operators (SPEC 11):
+"""SM 1.0 -> 2.0 migration of one client, for operators (docs/lifecycle.md):
 ``--dry-run`` prints what would change; without it the client is migrated,
 with a progress bar over the migration's steps."""
 

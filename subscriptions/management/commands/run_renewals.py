@@ -1,4 +1,4 @@
-"""One renewal sweep in the foreground, with a progress bar (SPEC 5.2):
+"""One renewal sweep in the foreground, with a progress bar (docs/renewals.md):
 for operators, cron-less setups, and catching up after an outage."""
 
 from __future__ import annotations
