@@ -35,6 +35,7 @@ SUBJECTS: dict[str, str] = {
     K.RECEIPT: "Your receipt from {client}",
     K.INVOICE: "Your invoice from {client}",
     K.REMINDER: "Your {client} subscription renews on {date}",
+    K.INVITATION: "Your {client} subscription is up for renewal on {date}",
     K.PAYMENT_FAILED: "We could not charge your payment method",
     K.ON_HOLD: "Your {client} subscription is on hold",
     K.DEACTIVATED: "Your {client} subscription has ended",

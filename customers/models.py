@@ -87,6 +87,8 @@ class CustomerEmail(models.Model):
     class Kind(models.TextChoices):
         RECEIPT = "receipt", "Receipt"
         REMINDER = "reminder", "Renewal reminder"
+        # Manual renewal (SM 2.0 Manual, SM 1.0 AwaitingReinstate): renew now.
+        INVITATION = "invitation", "Renewal invitation"
         INVOICE = "invoice", "Invoice"
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         ON_HOLD = "on_hold", "Subscription on hold"

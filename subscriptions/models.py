@@ -261,6 +261,11 @@ class Subscription(models.Model):
         """What the next renewal bills: the Active items' lines."""
         return sum((i.line_amount for i in items if i.status == IS.ACTIVE), Decimal("0"))
 
+    @property
+    def billing_total(self) -> Decimal:
+        """What the next renewal bills, read from the items (for pages and e-mails)."""
+        return self.billing_amount(list(self.items.all()))
+
     def reminder_date(self, items: list[SubscriptionItem]) -> datetime:
         """When the renewal reminder is due: ``reminder_days`` before the
         billing date, the smallest product override, else the client's."""

@@ -25,15 +25,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from commerce.bulk import update_rows
 from commerce.gateway import get_gateway
-from commerce.models import Client, Purchase
+from commerce.models import Client, Purchase, SMVersion
+from customers.models import CustomerEmail
 
 from . import renewal_sql, services
-from .models import RenewalRun, Subscription, SubscriptionStatus
+from .models import (
+    ItemStatus,
+    RenewalRun,
+    RenewalType,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionStatus,
+)
 from .notifications import outbox
 from .notifications.payloads import subscription_payload
 from .notifications.types import NotificationType
@@ -99,7 +107,7 @@ def _due(client: Client, as_of: datetime) -> dict[WorkKind, Any]:
     return {
         WorkKind.CHARGES: scope.filter(status=S.ACTIVE, next_billing_date__lte=as_of),
         WorkKind.REMINDERS: scope.filter(
-            status=S.ACTIVE,
+            remindable(),
             next_billing_date__gt=as_of,
             next_billing_date__lte=as_of + remind_within,
             reminded_interval_no__lte=F("last_interval_no"),
@@ -109,6 +117,16 @@ def _due(client: Client, as_of: datetime) -> dict[WorkKind, Any]:
             | Q(status=S.HOLD, status_changed_at__lte=as_of - timedelta(days=client.hold_days))
         ),
     }
+
+
+def remindable() -> Q:
+    """Who gets a renewal reminder before the billing date: Active
+    subscriptions, and SM 1.0 ones waiting for the customer to confirm
+    (Deactivated with an item AwaitingReinstate)."""
+    awaiting = SubscriptionItem.objects.filter(
+        subscription=OuterRef("pk"), status=ItemStatus.AWAITING_REINSTATE
+    )
+    return Q(status=S.ACTIVE) | Q(Exists(awaiting), status=S.DEACTIVATED, sm_version=SMVersion.V1)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -233,8 +251,8 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
         subs = list(
             Subscription.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(
+                remindable(),
                 pk__in=ids,
-                status=S.ACTIVE,
                 next_billing_date__gt=as_of,
                 reminded_interval_no__lte=F("last_interval_no"),
             )
@@ -257,7 +275,14 @@ def remind_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
                     subscription=sub,
                 )
             )
-            mail = outbox.email_for(notification, subscription=sub, purchase=None, at=as_of)
+            invite = services.renewed_by_customer(sub, items[sub.pk])
+            mail = outbox.email_for(
+                notification,
+                subscription=sub,
+                purchase=None,
+                at=as_of,
+                kind=CustomerEmail.Kind.INVITATION if invite else None,
+            )
             if mail is not None:
                 mails.append(mail)
         update_rows(due, ["reminded_interval_no"])
@@ -307,7 +332,12 @@ def _renewal_attempts(subs: list[Subscription]) -> dict[int, int]:
 
 
 def _retry_due(sub: Subscription, attempts: int | None, as_of: datetime) -> bool:
+    """A declined renewal is charged again on the client's retry days of
+    grace — never a Manual one (switched to Manual in Grace, its retries stop;
+    switched back to Automatic, they resume on the same days)."""
     if sub.status != S.GRACE or not sub.payment_method.is_online:
+        return False
+    if sub.renewal_type == RenewalType.MANUAL:
         return False
     if attempts is None:
         return False  # SM 2.0 manual: no renewal purchase; the customer renews, we do not charge

@@ -54,9 +54,12 @@ def email_for(
     subscription: Subscription | None,
     purchase: Purchase | None,
     at: datetime,
+    kind: str | None = None,
 ) -> Row | None:
-    """The customer e-mail a notification implies, if any (rendered when sent)."""
-    kind = EMAIL_KIND.get(notification)
+    """The customer e-mail a notification implies, if any (rendered when
+    sent); ``kind`` when the event says more than its notification type (an
+    invoice or a renewal invitation rather than "payment failed")."""
+    kind = kind or EMAIL_KIND.get(notification)
     if kind is None:
         return None
     return emails.row(

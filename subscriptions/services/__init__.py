@@ -26,6 +26,7 @@ from .billing import (
     renewal_key,
     renewal_lines,
     renewal_purchase,
+    renewed_by_customer,
 )
 from .changes import (
     add_note,
@@ -74,6 +75,7 @@ __all__ = [
     "paid_renewal",
     "record_charge",
     "renewal_key",
+    "renewed_by_customer",
     "renewal_lines",
     "renewal_purchase",
     "write",

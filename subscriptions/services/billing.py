@@ -31,6 +31,7 @@ from django.db import transaction
 from commerce.bulk import new
 from commerce.gateway import ChargeResult, Outcome, get_gateway
 from commerce.models import Client, Product, Purchase, PurchaseItem, SMVersion
+from customers.models import CustomerEmail
 
 from ..errors import InvalidInput, TransitionNotAllowed
 from ..models import (
@@ -62,6 +63,7 @@ from .common import (
 from .signup import start_paid_interval
 
 S, IS, N, E = SubscriptionStatus, ItemStatus, NotificationType, EventCode
+EmailKind = CustomerEmail.Kind
 T = TransactionStatus
 
 
@@ -192,6 +194,15 @@ def is_plain_renewal(sub: Subscription, items: list[SubscriptionItem]) -> bool:
             and any(i.product.renewal_mode == Product.RenewalMode.MANUAL for i in active)
         )
     )
+
+
+def renewed_by_customer(sub: Subscription, items: list[SubscriptionItem]) -> bool:
+    """Manual renewal: the schedule never charges it; the customer renews
+    (SM 2.0 ``Manual``, or SM 1.0 items awaiting the customer's confirmation).
+    Such a customer is sent renewal invitations, not charge reminders."""
+    if sub.sm_version == SMVersion.V2:
+        return sub.renewal_type == RenewalType.MANUAL
+    return any(i.status == IS.AWAITING_REINSTATE for i in items)
 
 
 def dunning_target(client: Client) -> tuple[SubscriptionStatus, EventCode, NotificationType]:
@@ -389,20 +400,26 @@ def renew_due(*, subscription: Subscription, at: datetime | None = None) -> Rene
             return RenewalOutcome.SKIPPED  # HandledByClient, not due, or already handled
         if _finish_completed_items(locked, at=at) and sub.status == S.FINISHED:
             return RenewalOutcome.FINISHED
+        if not sub.payment_method.is_online:  # Automatic or Manual: an invoice
+            invoice = open_renewal_purchase(locked, at=at)
+            enter_dunning(
+                locked,
+                actor=SYSTEM,
+                at=at,
+                reason=f"Renewal invoice issued (purchase {invoice.pk}); awaiting payment.",
+                purchase=invoice,
+                email_kind=EmailKind.INVOICE,
+            )
+            return RenewalOutcome.INVOICED
         if sub.renewal_type == RenewalType.MANUAL:
             enter_dunning(
                 locked,
                 actor=SYSTEM,
                 at=at,
-                reason="Manual renewal: the billing date passed without payment.",
+                reason="Manual renewal: due; the customer is invited to renew.",
+                email_kind=EmailKind.INVITATION,
             )
             return RenewalOutcome.MANUAL
-        if not sub.payment_method.is_online:
-            open_renewal_purchase(locked, at=at)
-            enter_dunning(
-                locked, actor=SYSTEM, at=at, reason="Renewal invoice issued; awaiting payment."
-            )
-            return RenewalOutcome.INVOICED
     outcome = charge_next_interval(
         subscription=sub,
         actor=SYSTEM,
@@ -444,12 +461,22 @@ def _finish_completed_items(locked: Locked, *, at: datetime) -> bool:
 
 
 def enter_dunning(
-    locked: Locked, *, actor: Actor, at: datetime, reason: str, generate_mail: bool = True
+    locked: Locked,
+    *,
+    actor: Actor,
+    at: datetime,
+    reason: str,
+    generate_mail: bool = True,
+    purchase: Purchase | None = None,
+    email_kind: str | None = None,
 ) -> None:
-    """An unpaid renewal goes where ``dunning_target`` says."""
+    """An unpaid renewal goes where ``dunning_target`` says. ``email_kind``:
+    what the customer is told while the subscription can still be renewed
+    (an invoice, a renewal invitation) instead of "payment failed"."""
     status, code, notification = dunning_target(locked.sub.client)
     if status == S.DEACTIVATED:
         _deactivate_all(locked, at=at)
+        email_kind = None  # it has ended: the deactivation e-mail says so
     else:
         locked.sub.set_status(status, at=at)
     record(
@@ -459,6 +486,8 @@ def enter_dunning(
         at=at,
         notification=notification,
         generate_mail=generate_mail,
+        purchase=purchase,
+        email_kind=email_kind,
         summary=f"{reason} Subscription {locked.sub.status}.",
     )
 
@@ -577,8 +606,10 @@ def mark_purchase_paid(
     *, purchase: Purchase, actor: Actor, generate_mail: bool = True, at: datetime | None = None
 ) -> Purchase:
     """Record an offline (invoice) payment: a sign-up's ``New`` subscriptions
-    start their first interval; a renewal invoice counts as that renewal,
-    keeping the schedule (the invoice was for that interval)."""
+    start their first interval; a renewal invoice counts as that renewal.
+    Paid by its billing date, the schedule is kept (next billing date = old
+    date + interval); paid later, the payment starts the new interval
+    (payment date + interval), as for any late payment."""
     at = now_or(at, purchase)
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
@@ -594,8 +625,10 @@ def mark_purchase_paid(
         purchase.status, purchase.paid_at = Purchase.Status.PAID, at
         purchase.save(update_fields=["status", "paid_at"])
         if purchase.category == Purchase.Category.RENEWAL:
+            due = Subscription.objects.get(pk=purchase.subscription_id or 0).next_billing_date
+            dates = NextDates.SCHEDULE if at <= due else NextDates.FROM_PAYMENT
             apply_paid_renewal(
-                purchase, actor=actor, at=at, dates=NextDates.SCHEDULE, generate_mail=generate_mail
+                purchase, actor=actor, at=at, dates=dates, generate_mail=generate_mail
             )
             return purchase
         subs = []

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from commerce.models import SMVersion
+from customers.models import CustomerEmail
 
 from ..errors import InvalidInput, NotFound, TransitionNotAllowed
 from ..models import (
@@ -157,6 +158,7 @@ def await_reinstate(
             at=at,
             notification=N.BILLING_CANCELED,
             generate_mail=generate_mail,
+            email_kind=CustomerEmail.Kind.INVITATION,  # it has not ended: it awaits confirmation
             summary="Await Reinstate: renews only when the customer confirms.",
         )
     return sub

@@ -194,6 +194,7 @@ def change_rows(
     payload: dict[str, Any] | None = None,
     purchase: Purchase | None = None,
     generate_mail: bool = True,
+    email_kind: str | None = None,
 ) -> Written:
     """The history entry, outbox row and e-mail of a change made to
     ``locked`` (unsaved; ``record`` and the set-based renewal write them)."""
@@ -223,7 +224,7 @@ def change_rows(
         )
         if generate_mail:
             written.email = outbox.email_for(
-                notification, subscription=sub, purchase=purchase, at=at
+                notification, subscription=sub, purchase=purchase, at=at, kind=email_kind
             )
     locked.before = after
     return written
@@ -262,6 +263,7 @@ def record(
     payload: dict[str, Any] | None = None,
     purchase: Purchase | None = None,
     generate_mail: bool = True,
+    email_kind: str | None = None,
 ) -> None:
     """Save the subscription (compare-and-swap on its row version) and its
     items, then write the history entry and the outbox row, all in the
@@ -279,6 +281,7 @@ def record(
                 payload=payload,
                 purchase=purchase,
                 generate_mail=generate_mail,
+                email_kind=email_kind,
             )
         ]
     )
