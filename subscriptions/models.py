@@ -261,6 +261,15 @@ class Subscription(models.Model):
         """What the next renewal bills: the Active items' lines."""
         return sum((i.line_amount for i in items if i.status == IS.ACTIVE), Decimal("0"))
 
+    def customer_can_stop(self, item: SubscriptionItem) -> bool:
+        """Whether the customer can stop ``item`` from renewing in the portal:
+        turn automatic renewal off (SM 2.0) or cancel the item (SM 1.0)."""
+        if self.status in (S.FINISHED, S.HANDLED_BY_CLIENT, S.NEW):
+            return False
+        if self.sm_version == SMVersion.V2:
+            return self.renewal_type == RenewalType.AUTOMATIC
+        return item.status == IS.ACTIVE
+
     @property
     def billing_total(self) -> Decimal:
         """What the next renewal bills, read from the items (for pages and e-mails)."""

@@ -53,4 +53,4 @@ def test_demo_api_credentials_work_as_printed(db, client, capsys):
         f"/api/subscription/getsubscription?subscriptionId={sub.display_id}",
         HTTP_AUTHORIZATION=f"Basic {token}",
     )
-    assert answer.status_code == 200 and answer.json()["Subscription"]["Id"] == sub.display_id
+    assert answer.status_code == 200 and answer.json()["Subscription"]["Id"] == sub.pk

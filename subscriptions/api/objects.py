@@ -33,7 +33,7 @@ def subscription_object(sub: Subscription) -> dict[str, Any]:
             }
         )
     return {
-        "Id": sub.display_id,
+        "Id": sub.pk,
         "SubscriptionStatus": sub.status,
         "RenewalType": sub.renewal_type,
         "CustomerId": sub.customer_id,

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -37,8 +37,27 @@ MAX_ID = 2**63 - 1
 MAX_INT = 2**31 - 1
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class SubscriptionIdField(serializers.Field):
+    """A subscription id as the original platform sends it: a JSON integer;
+    ``"1042"`` and ``"S1042"`` are accepted too."""
+
+    default_error_messages = {"invalid": 'Expected a subscription id: 1042 (or "S1042").'}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        pk = parse_id(str(data), "S")
+        if pk is None or not 1 <= pk <= MAX_ID:
+            self.fail("invalid")
+        return int(pk or 0)
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
 class ChangeInput(serializers.Serializer):
-    SubscriptionId = serializers.CharField()
+    SubscriptionId = SubscriptionIdField()
     GenerateMail = serializers.BooleanField(default=True)
 
 
@@ -199,12 +218,12 @@ def _subscriptions(request: Request) -> QuerySet[Subscription]:
     return Subscription.objects.select_related("client", "customer").filter(client=_client(request))
 
 
-def _subscription(request: Request, value: str) -> Subscription:
+def _subscription(request: Request, value: int | str) -> Subscription:
     pk = parse_id(str(value), "S")
-    if pk is None:
+    if pk is None or pk > MAX_ID:
         raise InvalidInput(
             f"{value!r} is not a subscription id.",
-            fields={"SubscriptionId": "Expected S1042 or 1042."},
+            fields={"SubscriptionId": "Expected a subscription id: 1042 (or S1042)."},
         )
     sub = _subscriptions(request).filter(pk=pk).first()
     if sub is None:
@@ -223,7 +242,9 @@ def _ok(request: Request, sub: Subscription) -> Response:
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("subscriptionId", str, required=True, description="S1042 or 1042"),
+        OpenApiParameter(
+            "subscriptionId", int, required=True, description="1042 (S1042 is accepted too)"
+        ),
         OpenApiParameter("isCurrent", bool),
     ],
     responses=ANSWERS,
@@ -425,7 +446,7 @@ def createpurchase(request: Request) -> Response:
             else result.message,
             "PurchaseId": result.purchase.pk,
             "CustomerId": result.purchase.customer_id,
-            "SubscriptionIds": [s.display_id for s in result.subscriptions],
+            "SubscriptionIds": [s.pk for s in result.subscriptions],
             "TransactionStatus": result.transaction_status,
         }
     )

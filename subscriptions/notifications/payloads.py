@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
 
 from commerce.models import Purchase, PurchaseItem
 
@@ -10,13 +14,26 @@ from ..models import Subscription, SubscriptionItem
 
 
 def _date(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    """RFC 3339, UTC, to the second (as the API writes dates)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+@cache
+def _portal_entry(slug: str) -> str:
+    return f"{settings.SITE_URL}{reverse('portal-request-link', args=[slug])}"
+
+
+def cancellation_url(sub: Subscription, item: SubscriptionItem) -> str:
+    """Where the customer can stop the item from renewing: the client's portal
+    (its sign-in page, which e-mails them a link; no credential is stored in a
+    payload). Empty when there is nothing to stop."""
+    return _portal_entry(sub.client.slug) if sub.customer_can_stop(item) else ""
 
 
 def subscription_payload(sub: Subscription, items: list[SubscriptionItem]) -> dict[str, Any]:
     return {
         "Subscription": {
-            "Id": sub.display_id,
+            "Id": sub.pk,
             "CustomerId": sub.customer_id,
             "Status": sub.status,
             "RenewalType": sub.renewal_type,
@@ -50,7 +67,7 @@ def purchase_payload(
         if pi.subscription_item_id in by_item:
             sub, item = by_item[pi.subscription_item_id]
             line["RecurringBilling"] = {
-                "SubscriptionId": sub.display_id,
+                "SubscriptionId": sub.pk,
                 "SubscriptionItemRunningNo": item.running_no,
                 "SubscriptionEventtypeId": event_code,
                 "IntervalNo": pi.interval_no,
@@ -58,7 +75,7 @@ def purchase_payload(
                 "Status": sub.status,
                 "ItemStatus": item.status,
                 "RenewalType": sub.renewal_type,
-                "CancellationUrl": "",
+                "CancellationUrl": cancellation_url(sub, item),
             }
         out.append(line)
     return {

@@ -50,7 +50,7 @@ def body_of(notification: OutboxNotification) -> bytes:
     meta = {
         "type": notification.type,
         "id": str(notification.id),
-        "date": notification.created_at.isoformat().replace("+00:00", "Z"),
+        "date": notification.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return json.dumps({"meta": meta, **notification.payload}, separators=(",", ":")).encode()
 

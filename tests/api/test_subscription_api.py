@@ -53,7 +53,7 @@ def test_getsubscription_returns_the_subscription_object(api, sub):
     assert body["ResultMessage"] == "OK"
     obj = body["Subscription"]
     assert (obj["Id"], obj["SubscriptionStatus"], obj["RenewalType"]) == (
-        sub.display_id,
+        sub.pk,  # a JSON integer, as in the original platform
         "Active",
         "Automatic",
     )
@@ -222,7 +222,7 @@ def test_createpurchase_signs_up_like_the_checkout(api, monthly):
     answer = api.post("createpurchase", purchase_body(monthly))
     body = answer.json()
     assert (answer.status_code, body["TransactionStatus"]) == (200, "Success")
-    sub = Subscription.objects.get(pk=int(body["SubscriptionIds"][0][1:]))
+    sub = Subscription.objects.get(pk=body["SubscriptionIds"][0])
     assert (sub.status, sub.renewal_type, sub.customer.reference_id) == (
         "Active",
         "Manual",
@@ -373,3 +373,28 @@ def test_text_too_long_for_its_column_is_400_not_500(api, monthly):
     answer = api.post("createpurchase", purchase_body(monthly, Customer=customer))
     assert answer.status_code == 400
     assert {"Customer.FirstName", "Customer.ReferenceId"} <= set(answer.json()["Errors"])
+
+
+@pytest.mark.parametrize("given", ["int", "digits", "s-prefixed"])
+def test_a_subscription_id_is_accepted_as_1042_or_quoted_or_with_an_s(api, sub, given):
+    value = {"int": sub.pk, "digits": str(sub.pk), "s-prefixed": f"S{sub.pk}"}[given]
+    answer = api.post(
+        "updatesubscriptionrenewaltype", {"SubscriptionId": value, "RenewalType": "Manual"}
+    )
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["Subscription"]["Id"] == sub.pk
+
+
+@pytest.mark.parametrize("value", [True, 1.5, "S", "12x", -3, 0, [1], None])
+def test_anything_else_as_a_subscription_id_is_a_400_naming_the_field(api, sub, value):
+    answer = api.post(
+        "updatesubscriptionrenewaltype", {"SubscriptionId": value, "RenewalType": "Manual"}
+    )
+    assert answer.status_code == 400
+    assert "SubscriptionId" in answer.json()["Errors"]
+
+
+def test_the_schema_says_subscription_ids_are_integers(client):
+    schema = client.get("/api/schema/?format=json").json()
+    change = schema["components"]["schemas"]["RenewalTypeInput"]["properties"]
+    assert change["SubscriptionId"]["type"] == "integer"

@@ -308,3 +308,23 @@ def test_notifications_written_while_no_worker_runs_go_out_when_one_starts(
     types = sorted(b["meta"]["type"] for b in receiver.bodies())
     assert types == ["PaidOrderNotification", "SubscriptionRenewalTypeChangedNotification"]
     assert all(verify(endpoint.secret, h["X-Signature"], b) for h, b in receiver.received)
+
+
+def test_payload_ids_are_integers_dates_are_to_the_second_and_cancellation_links_to_the_portal(
+    sm2, monthly, sm1
+):
+    sub = subscribe(sm2, monthly)
+    signup = OutboxNotification.objects.get(subscription=sub, type="PaidOrderNotification")
+    billing = signup.payload["Purchase"]["Items"][0]["RecurringBilling"]
+    assert billing["SubscriptionId"] == sub.pk
+    assert signup.payload["Purchase"]["Id"] == signup.purchase_id
+    assert billing["NextBillingDate"] == "2026-02-28T12:00:00Z"
+    assert billing["CancellationUrl"] == f"http://127.0.0.1:8000/portal/link/{sm2.slug}/"
+    assert json.loads(webhooks.body_of(signup))["meta"]["date"] == "2026-01-31T12:00:00Z"
+    services.switch_renewal_type(subscription=sub, renewal_type="Manual", actor=STAFF)
+    changed = OutboxNotification.objects.filter(subscription=sub).latest("created_at")
+    assert changed.payload["Subscription"]["Id"] == sub.pk
+    # Manual already: nothing left to turn off, so no link.
+    renewal = services.renew_early(subscription=sub, actor=STAFF)
+    paid = OutboxNotification.objects.get(purchase=renewal.purchase)
+    assert paid.payload["Purchase"]["Items"][0]["RecurringBilling"]["CancellationUrl"] == ""
