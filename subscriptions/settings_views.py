@@ -71,6 +71,7 @@ def sm2_migration(request: HtmxHttpRequest) -> HttpResponse:
             result = services.migrate_to_sm2(
                 client=client,
                 actor=services.Actor.staff(request.user),  # type: ignore[arg-type]
+                invite_dormant=request.POST.get("dormant") == "invite",
             )
         except DomainError as error:
             messages.error(request, error.reason)
@@ -80,7 +81,15 @@ def sm2_migration(request: HtmxHttpRequest) -> HttpResponse:
             f"Migrated {result.migrated} subscriptions to Subscription Management 2.0: "
             f"{result.manual} with manual and {result.automatic} with automatic renewal "
             f"({result.items_reactivated} items awaiting reinstatement are Active again). "
-            "No customer was notified.",
+            + (
+                f"{result.dormant} whose billing date had passed are in Grace from now; "
+                f"{result.invited} customer{'s' if result.invited != 1 else ''} invited to renew. "
+                if result.dormant
+                else ""
+            )
+            + (
+                "No other customer was notified." if result.invited else "No customer was notified."
+            ),
         )
         return redirect("settings")
     plan = services.plan_sm2_migration(client=client)

@@ -3,6 +3,11 @@
 * a subscription ``Deactivated`` with items ``AwaitingReinstate`` gets renewal
   type ``Manual``, becomes ``Active``, and those items ``Active`` (its other
   items keep their status);
+* a *dormant* one — the same, but its billing date has already passed — is
+  migrated the same way into ``Grace`` instead, its grace starting at the
+  migration: a manual subscription due and unpaid, as a sweep would leave it,
+  without a sweep sending thousands of e-mails at once. Its customer gets one
+  renewal invitation only if the admin asks for it (``invite_dormant``);
 * every other subscription gets renewal type ``Automatic``; statuses stay.
 
 The dry run (``plan_sm2_migration``) counts each before -> after combination
@@ -25,22 +30,29 @@ no longer matches the rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from commerce.models import Client, SMVersion
+from customers.models import CustomerEmail
 
 from ..errors import ConcurrentChange, TransitionNotAllowed
 from ..models import EventCode, ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from ..notifications import outbox
+from ..notifications.types import NotificationType
 from .common import Actor, now_or
 
 S, IS = SubscriptionStatus, ItemStatus
 SAMPLE_SIZE = 5
 
 MANUAL_SUMMARY = "Migrated to SM 2.0: renewal type Manual; awaiting items and subscription Active."
+DORMANT_SUMMARY = (
+    "Migrated to SM 2.0: renewal type Manual; awaiting items Active; the billing date had "
+    "passed, so the subscription is in Grace from now."
+)
 AUTOMATIC_SUMMARY = "Migrated to SM 2.0: renewal type Automatic."
 
 
@@ -72,6 +84,9 @@ class Change:
 class MigrationPlan:
     client: Client
     changes: list[Change]
+    # Manual-to-be whose billing date has passed (they start in Grace).
+    dormant: int = 0
+    dormant_sample: list[Subscription] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -88,6 +103,8 @@ class MigrationResult:
     manual: int
     automatic: int
     items_reactivated: int
+    dormant: int = 0
+    invited: int = 0
 
 
 def _to_migrate(client: Client) -> tuple[object, object]:
@@ -116,7 +133,20 @@ def plan_sm2_migration(*, client: Client, sample_size: int = SAMPLE_SIZE) -> Mig
             .order_by("pk")[:sample_size]
         )
         changes.append(Change(row["status"], row["awaiting"], row["count"], sample))
-    return MigrationPlan(client, changes)
+    dormant = _dormant(client, now_or(None, client))
+    return MigrationPlan(
+        client,
+        changes,
+        dormant=dormant.count(),
+        dormant_sample=list(dormant.select_related("customer").order_by("pk")[:sample_size]),
+    )
+
+
+def _dormant(client: Client, at: datetime) -> QuerySet[Subscription]:
+    """SM 1.0 subscriptions awaiting the customer's confirmation whose billing
+    date has passed."""
+    scope, awaiting = _to_migrate(client)
+    return scope.filter(awaiting, status=S.DEACTIVATED, next_billing_date__lt=at)  # type: ignore[attr-defined]
 
 
 def migrate_to_sm2(
@@ -125,10 +155,13 @@ def migrate_to_sm2(
     actor: Actor,
     at: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    invite_dormant: bool = False,
 ) -> MigrationResult:
     """Move the client and all its subscriptions to SM 2.0 (see the module
     doc). A client with nothing left on 1.0 gets zeros back and no change.
-    ``progress`` is told the name of each step as it starts."""
+    ``progress`` is told the name of each step as it starts;
+    ``invite_dormant`` sends each dormant subscription's customer one renewal
+    invitation (by default nobody is e-mailed)."""
     at = now_or(at, client)
     step = progress or (lambda _: None)
     top_level = not connection.in_atomic_block
@@ -140,7 +173,10 @@ def migrate_to_sm2(
             locked = Client.objects.select_for_update().get(pk=client.pk)
             if locked.sm_version == Client.SMVersion.V2 and not _left_on_v1(locked):
                 return MigrationResult(0, 0, 0, 0)
+            dormant = list(_dormant(locked, at).values_list("pk", flat=True))
             result = _migrate(locked, actor=actor, at=at, step=step)
+            invited = _invite(dormant, at=at) if invite_dormant else 0
+            result = replace(result, dormant=len(dormant), invited=invited)
     except DatabaseError as error:
         if "serializ" in str(error).lower() or "concurrent update" in str(error).lower():
             raise ConcurrentChange(
@@ -150,6 +186,25 @@ def migrate_to_sm2(
         raise
     client.sm_version = Client.SMVersion.V2
     return result
+
+
+def _invite(ids: list[int], *, at: datetime) -> int:
+    """One renewal invitation per subscription (e-mails only: nothing changed
+    that a webhook receiver has not been told by the migration's absence of
+    notifications)."""
+    mails = []
+    for sub in Subscription.objects.filter(pk__in=ids).select_related("client", "customer"):
+        mail = outbox.email_for(
+            NotificationType.ON_GRACE,
+            subscription=sub,
+            purchase=None,
+            at=at,
+            kind=CustomerEmail.Kind.INVITATION,
+        )
+        if mail is not None:
+            mails.append(mail)
+    outbox.write([], mails)
+    return len(mails)
 
 
 def _left_on_v1(client: Client) -> bool:
@@ -168,6 +223,7 @@ def _migrate(
         "actor_label": actor.label,
         "staff_user": actor.user.pk if actor.user is not None else None,
         "manual_summary": MANUAL_SUMMARY,
+        "dormant_summary": DORMANT_SUMMARY,
         "automatic_summary": AUTOMATIC_SUMMARY,
     }
     sql = _Sql(connection.vendor)
@@ -223,9 +279,16 @@ class _Sql:
     AFTER_STATUS = "CASE WHEN i.status = 'AwaitingReinstate' THEN 'Active' ELSE i.status END"
     # What each group's subscriptions become (``s`` is the row), and the
     # history entry's columns and fixed values; shared by both statement sets.
+    # Dormant (billing date passed): Grace from now, not Active.
+    MANUAL_STATUS = "CASE WHEN {0}.next_billing_date < %(at)s THEN 'Grace' ELSE 'Active' END"
+    MANUAL_SUMMARY = (
+        "CASE WHEN {0}.next_billing_date < %(at)s THEN %(dormant_summary)s "
+        "ELSE %(manual_summary)s END"
+    )
     MANUAL_SET = (
-        "sm_version = '2.0', renewal_type = 'Manual', status = 'Active', "
-        "status_changed_at = %(at)s, end_date = NULL, row_version = s.row_version + 1"
+        "sm_version = '2.0', renewal_type = 'Manual', status = "
+        + MANUAL_STATUS.format("s")
+        + ", status_changed_at = %(at)s, end_date = NULL, row_version = s.row_version + 1"
     )
     AUTOMATIC_SET = (
         "sm_version = '2.0', renewal_type = 'Automatic', row_version = s.row_version + 1"
@@ -271,6 +334,7 @@ class _Sql:
     def MANUAL_WITH_HISTORY(self) -> str:  # noqa: N802 - a statement, like the others
         return (
             "WITH manual AS MATERIALIZED (SELECT s.id, s.client_id, s.status, "
+            "s.next_billing_date, "
             "j.items_before, j.items_after FROM subscriptions_subscription s, LATERAL ("
             "SELECT jsonb_object_agg(i.running_no::text, i.status) AS items_before, "
             f"jsonb_object_agg(i.running_no::text, {self.AFTER_STATUS}) AS items_after "
@@ -283,10 +347,10 @@ class _Sql:
             "deactivation_date = NULL FROM manual m WHERE i.subscription_id = m.id "
             "AND i.status = 'AwaitingReinstate' RETURNING i.id), "
             f"history AS ({self.HISTORY_INTO}"
-            f"SELECT m.client_id, m.id, {self.HISTORY_WHO}, %(manual_summary)s, "
+            f"SELECT m.client_id, m.id, {self.HISTORY_WHO}, {self.MANUAL_SUMMARY.format('m')}, "
             "jsonb_build_object('status', m.status, 'renewal_type', NULL, 'items', "
-            "m.items_before), jsonb_build_object('status', 'Active', 'renewal_type', 'Manual', "
-            "'items', m.items_after) FROM manual m RETURNING id) "
+            f"m.items_before), jsonb_build_object('status', {self.MANUAL_STATUS.format('m')}, "
+            "'renewal_type', 'Manual', 'items', m.items_after) FROM manual m RETURNING id) "
             "SELECT (SELECT count(*) FROM subs), (SELECT count(*) FROM items), "
             "(SELECT count(*) FROM history)"
         )
@@ -310,12 +374,13 @@ class _Sql:
             f"'items', {self.items_before}) ELSE {o}('renewal_type', NULL) END"
         )
         after = (
-            f"CASE WHEN {manual} THEN {o}('status', 'Active', 'renewal_type', 'Manual', "
-            f"'items', {self.items_after}) ELSE {o}('renewal_type', 'Automatic') END"
+            f"CASE WHEN {manual} THEN {o}('status', {self.MANUAL_STATUS.format('s')}, "
+            f"'renewal_type', 'Manual', 'items', {self.items_after}) "
+            f"ELSE {o}('renewal_type', 'Automatic') END"
         )
         return (
             f"{self.HISTORY_INTO}SELECT s.client_id, s.id, {self.HISTORY_WHO}, "
-            f"CASE WHEN {manual} THEN %(manual_summary)s "
+            f"CASE WHEN {manual} THEN {self.MANUAL_SUMMARY.format('s')} "
             f"ELSE %(automatic_summary)s END, {before}, {after} "
             "FROM subscriptions_subscription s "
             "WHERE s.client_id = %(client)s AND s.sm_version = '1.0'"

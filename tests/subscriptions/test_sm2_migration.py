@@ -9,7 +9,7 @@ from django.core.management import call_command
 from commerce.gateway import CARD_DECLINES_AFTER_FIRST
 from commerce.models import Client, OutboxNotification
 from customers.models import CustomerEmail
-from subscriptions import services
+from subscriptions import renewals, services
 from subscriptions.models import HistoryEntry
 from subscriptions.services import migration
 from tests.conftest import STAFF, T0, fresh, item_statuses, sign_up, subscribe
@@ -87,7 +87,9 @@ BEFORE_AFTER = {
         ("Deactivated", ["Deactivated"]),
         ("Deactivated", ["Deactivated"], "Automatic"),
     ),
-    "awaiting": (("Deactivated", ["AwaitingReinstate"]), ("Active", ["Active"], "Manual")),
+    # Their billing date (28 February) has passed by the migration (20 March):
+    # dormant, so Grace from the migration on (docs/lifecycle.md).
+    "awaiting": (("Deactivated", ["AwaitingReinstate"]), ("Grace", ["Active"], "Manual")),
     "finished": (("Finished", ["Finished"]), ("Finished", ["Finished"], "Automatic")),
     "grace": (("Grace", ["Active"]), ("Grace", ["Active"], "Automatic")),
     "hold": (("Hold", ["Active"]), ("Hold", ["Active"], "Automatic")),
@@ -102,7 +104,7 @@ BEFORE_AFTER = {
     ),
     "deactivated-mixed": (
         ("Deactivated", ["Deactivated", "AwaitingReinstate"]),
-        ("Active", ["Deactivated", "Active"], "Manual"),
+        ("Grace", ["Deactivated", "Active"], "Manual"),
     ),
 }
 
@@ -140,11 +142,12 @@ def test_one_history_entry_per_subscription_with_before_and_after(sm1, estate):
         "items": {"1": "Deactivated", "2": "AwaitingReinstate"},
     }
     assert mixed.after == {
-        "status": "Active",
+        "status": "Grace",
         "renewal_type": "Manual",
         "items": {"1": "Deactivated", "2": "Active"},
     }
-    assert "Manual" in mixed.summary and mixed.actor_label == "system"
+    assert "Manual" in mixed.summary and "Grace from now" in mixed.summary
+    assert mixed.actor_label == "system"
     plain = entries.get(subscription=estate["grace"])
     assert (plain.before, plain.after) == ({"renewal_type": None}, {"renewal_type": "Automatic"})
 
@@ -255,3 +258,72 @@ def test_an_admin_runs_the_dry_run_then_confirms(sm1, estate, login):
     assert (entry.actor_kind, entry.staff_user.username) == ("staff", entry.actor_label)
     again = admin.get("/settings/sm2-migration/").content.decode()
     assert "there is nothing to migrate" in again
+
+
+# --- dormant subscriptions (awaiting confirmation, billing date passed) ---------
+
+MIGRATED = FEB28 + timedelta(days=20)
+
+
+def test_before_its_billing_date_an_awaiting_subscription_becomes_active_and_manual(sm1, manual):
+    sub = subscribe(sm1, manual, email="early@example.com")
+    migration.migrate_to_sm2(client=sm1, actor=STAFF, at=T0 + timedelta(days=5))
+    assert state(sub) == ("Active", ["Active"], "Manual", "2.0")
+    entry = HistoryEntry.objects.get(subscription=sub, event_code="migrateSM2")
+    assert entry.after["status"] == "Active" and "Grace" not in entry.summary
+
+
+def test_the_dry_run_lists_dormant_subscriptions_separately(sm1, estate, clock):
+    clock.move_to(MIGRATED)
+    plan = migration.plan_sm2_migration(client=sm1)
+    assert plan.dormant == 2  # "awaiting" and "deactivated-mixed"
+    assert {s.pk for s in plan.dormant_sample} == {
+        estate["awaiting"].pk,
+        estate["deactivated-mixed"].pk,
+    }
+
+
+def dormant_emails(estate):
+    dormant = [estate["awaiting"], estate["deactivated-mixed"]]
+    return CustomerEmail.objects.filter(subscription__in=dormant)
+
+
+def test_dormant_subscriptions_get_no_e_mail_and_no_grace_wave_at_the_next_sweep(sm1, estate):
+    emails = dormant_emails(estate).count()
+    result = migration.migrate_to_sm2(client=sm1, actor=STAFF, at=MIGRATED)
+    assert (result.dormant, result.invited) == (2, 0)
+    dormant = fresh(estate["awaiting"])
+    assert (dormant.status, dormant.status_changed_at) == ("Grace", MIGRATED)
+    for work in renewals.start_sweep(as_of=MIGRATED + timedelta(minutes=5), client=sm1):
+        renewals.run_batch(work.kind, work.ids, as_of=MIGRATED + timedelta(minutes=5))
+    assert dormant_emails(estate).count() == emails  # nobody told anything, let alone "failed"
+    # Grace counts from the migration: Hold after the client's 7 grace days.
+    services.advance_dunning(subscription=dormant, at=MIGRATED + timedelta(days=6))
+    assert fresh(dormant).status == "Grace"
+    services.advance_dunning(subscription=dormant, at=MIGRATED + timedelta(days=7))
+    assert fresh(dormant).status == "Hold"
+
+
+def test_the_admin_may_send_each_dormant_customer_one_invitation(sm1, estate):
+    result = migration.migrate_to_sm2(client=sm1, actor=STAFF, at=MIGRATED, invite_dormant=True)
+    assert (result.dormant, result.invited) == (2, 2)
+    sent = CustomerEmail.objects.filter(created_at=MIGRATED)
+    assert sorted(sent.values_list("to", flat=True)) == [
+        "awaiting@example.com",
+        "deactivated-mixed@example.com",
+    ]
+    assert set(sent.values_list("kind", flat=True)) == {"invitation"}
+    assert not dormant_emails(estate).filter(kind="payment_failed").exists()
+
+
+def test_the_admin_sees_the_dormant_ones_and_chooses_to_invite_them(sm1, estate, login, clock):
+    clock.move_to(MIGRATED)
+    admin = login(sm1, "admin")
+    dry_run = admin.get("/settings/sm2-migration/").content.decode()
+    assert "Dormant: 2 subscriptions whose billing date has passed" in dry_run
+    assert 'value="quiet" checked' in dry_run  # no e-mail unless asked
+    done = admin.post("/settings/sm2-migration/", {"dormant": "invite"}, follow=True)
+    text = done.content.decode()
+    assert "2 whose billing date had passed are in Grace from now" in text
+    assert "2 customers invited to renew" in text
+    assert state(estate["awaiting"])[:3] == ("Grace", ["Active"], "Manual")
