@@ -92,8 +92,9 @@ ACTIONS = {
         Action(
             "renew-now",
             "Renew now",
-            "Charge {sub} now?",
-            "The customer's payment method is charged for the next interval now.",
+            "Renew {sub} now?",
+            "A card is charged for the next interval now; an invoice subscription gets its "
+            "renewal invoice (mark it paid when the money arrives).",
         ),
         Action(
             "mark-paid",
@@ -146,7 +147,7 @@ def offered(
     if (
         sub.status in (S.ACTIVE, S.GRACE, S.HOLD)
         and IS.ACTIVE in statuses
-        and sub.payment_method.is_online
+        and (sub.payment_method.is_online or invoice is None)
     ):
         names.append("renew-now")
     if invoice is not None:
@@ -224,7 +225,9 @@ def _date(value: datetime | None) -> datetime:
     return value
 
 
-def _renew_now(sub: Subscription, actor: services.Actor) -> services.ChargeOutcome:
+def _renew_now(sub: Subscription, actor: services.Actor) -> services.ChargeOutcome | Purchase:
+    if not sub.payment_method.is_online:
+        return services.issue_renewal_invoice(subscription=sub, actor=actor)
     if sub.status in (S.GRACE, S.HOLD):
         return services.pay_overdue(subscription=sub, actor=actor)
     return services.renew_early(subscription=sub, actor=actor)
@@ -261,8 +264,13 @@ def offered_to_customer(
                 out.append(("reinstate-item", f"Reinstate {item.product.name}", item.running_no))
     online = sub.payment_method.is_online
     manual = sub.renewal_type == RenewalType.MANUAL
-    if online and (sub.status in (S.GRACE, S.HOLD) or (manual and sub.status == S.ACTIVE)):
+    renewable = IS.ACTIVE in {i.status for i in items} and (
+        sub.status in (S.GRACE, S.HOLD) or (manual and sub.status == S.ACTIVE)
+    )
+    if renewable and online:
         out.append(("renew-now", "Renew now", None))
+    if renewable and pending_invoice(sub) is None:
+        out.append(("renew-invoice", "Pay by invoice" if online else "Get the invoice", None))
     return out
 
 
@@ -277,8 +285,12 @@ def perform_for_customer(
         services.deactivate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
     elif action == "reinstate-item":
         services.reinstate_items(subscription=sub, running_nos=[item_no or 0], actor=actor)
+    elif action == "renew-invoice":
+        services.issue_renewal_invoice(subscription=sub, actor=actor)
     else:
         outcome = _renew_now(sub, actor)
+        if isinstance(outcome, Purchase):
+            return  # an invoice subscription: its renewal invoice is on its way
         if outcome.status != services.TransactionStatus.SUCCESS:
             raise InvalidInput(
                 f"your card was not charged ({outcome.message or outcome.status}). "

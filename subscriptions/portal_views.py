@@ -121,6 +121,11 @@ QUESTIONS = {
         "Renew now?",
         "We charge {card} {amount} now for the next billing period.",
     ),
+    "renew-invoice": (
+        "Renew by invoice?",
+        "We e-mail you an invoice of {amount} for the next billing period; your subscription "
+        "renews when it is paid by bank transfer.",
+    ),
 }
 
 
@@ -186,6 +191,7 @@ def _done(action: str, pk: int) -> str:
         "cancel-item": f"Cancelled. S{pk} will not bill that product again.",
         "reinstate-item": f"Reinstated. S{pk} bills that product again.",
         "renew-now": f"Thank you: S{pk} is renewed.",
+        "renew-invoice": f"The invoice for S{pk} is on its way to you by e-mail.",
     }[action]
 
 

@@ -29,9 +29,9 @@ from decimal import Decimal
 from django.db import transaction
 
 from commerce.bulk import new
-from commerce.gateway import ChargeResult, Outcome, get_gateway
+from commerce.gateway import ChargeResult, Outcome, PaymentKind, get_gateway
 from commerce.models import Client, Product, Purchase, PurchaseItem, SMVersion
-from customers.models import CustomerEmail
+from customers.models import CustomerEmail, PaymentMethod
 
 from ..errors import InvalidInput, TransitionNotAllowed
 from ..models import (
@@ -599,6 +599,74 @@ def renew_early(
         dates=dates,
         on_decline=OnDecline.NOTHING,
         generate_mail=generate_mail,
+    )
+
+
+def issue_renewal_invoice(
+    *,
+    subscription: Subscription,
+    actor: Actor,
+    generate_mail: bool = True,
+    at: datetime | None = None,
+) -> Purchase:
+    """Renew by invoice, now: the renewal purchase of the next interval
+    becomes an invoice (pending, paid by bank transfer) e-mailed to the
+    customer; **Mark as paid** renews the subscription. For invoice
+    subscriptions, and for a manual renewal whose customer chooses to pay by
+    invoice rather than by card (an automatic card renewal is charged)."""
+    at = now_or(at, subscription)
+    with transaction.atomic():
+        locked = lock(subscription)
+        refuse_if_not_ours(locked.sub)
+        sub = locked.sub
+        if sub.status not in (S.ACTIVE, S.GRACE, S.HOLD) or not locked.items_in(IS.ACTIVE):
+            raise TransitionNotAllowed(
+                f"Only an Active, Grace or Hold subscription with Active items can be renewed "
+                f"(this one is {sub.status})."
+            )
+        online = sub.payment_method.is_online
+        if online and sub.status == S.ACTIVE and not renewed_by_customer(sub, locked.items):
+            raise TransitionNotAllowed(
+                f"{sub.display_id} renews automatically by card; it is not invoiced."
+            )
+        waiting = Purchase.objects.filter(
+            subscription=sub,
+            category=Purchase.Category.RENEWAL,
+            interval_no=sub.last_interval_no + 1,
+            status=Purchase.Status.PENDING,
+            payment_method__kind=PaymentKind.INVOICE,
+        ).first()
+        if waiting is not None:
+            raise TransitionNotAllowed(
+                f"Invoice {waiting.pk} is already waiting for payment; mark it paid when the "
+                "money arrives."
+            )
+        purchase = open_renewal_purchase(locked, at=at)
+        if purchase.status == Purchase.Status.PAID:
+            raise TransitionNotAllowed(f"The next interval of {sub.display_id} is already paid.")
+        if online:  # the customer pays this renewal by invoice instead of by card
+            purchase.payment_method = _invoice_method(sub)
+            purchase.save(update_fields=["payment_method"])
+        record(
+            locked,
+            actor=actor,
+            event_code=E.RENEWAL_REQUESTED,
+            at=at,
+            notification=N.NEW_OFFLINE_PAYMENT,
+            payload=purchase_payload(purchase, [(sub, locked.items)], E.RENEWAL_REQUESTED),
+            purchase=purchase,
+            generate_mail=generate_mail,
+            summary=f"Renewal invoice issued (purchase {purchase.pk}, {purchase.total} "
+            f"{purchase.currency}); awaiting payment.",
+        )
+        return purchase
+
+
+def _invoice_method(sub: Subscription) -> PaymentMethod:
+    """The customer's invoice payment method (created the first time)."""
+    found = PaymentMethod.objects.filter(customer_id=sub.customer_id, kind=PaymentKind.INVOICE)
+    return found.first() or PaymentMethod.objects.create(
+        customer_id=sub.customer_id, kind=PaymentKind.INVOICE
     )
 
 

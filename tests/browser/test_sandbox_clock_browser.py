@@ -9,7 +9,9 @@ import pytest
 
 from customers.emails import send_pending
 from customers.models import CustomerEmail
+from subscriptions import services
 from tests.browser.test_back_office_browser import open_billing_tab_of, sign_in
+from tests.conftest import STAFF, sign_up
 from tests.factories import ClientFactory, ProductFactory
 
 pytestmark = pytest.mark.browser
@@ -84,3 +86,35 @@ def test_walk_a_subscription_through_its_life_on_the_sandbox_clock(shoot, page, 
     page.wait_for_selector("#history-table")
     history = page.inner_text("#history-table")
     assert "grace" in history and "hold" in history and "deactivate" in history
+
+
+def test_an_invoice_renewal_is_issued_at_the_billing_date_and_marked_paid(shoot, page, db):
+    """SM 2.0, manual renewal, paying by invoice: at the billing date the
+    renewal invoice appears on the Billing tab; Mark as paid renews it."""
+    sandbox = ClientFactory(name="Invoice Sandbox", slug="invoice-sandbox", is_sandbox=True)
+    plan = ProductFactory(client=sandbox, name="Invoice plan", price=Decimal("30.00"))
+    result = sign_up(sandbox, plan, invoice=True, auto=False, email="ivo@example.com")
+    services.mark_purchase_paid(purchase=result.purchase, actor=STAFF)
+    sub = result.subscriptions[0]
+
+    sign_in(page, sandbox, "support")
+    billing_of(page, "ivo@example.com")
+    assert page.inner_text("[data-testid=next-billing-date]") == "2026-02-28"
+    assert "Mark as paid" not in page.inner_text("#subscription-billing")
+    sign_in(page, sandbox, "admin")
+    advance(page, "+ 1 month")  # to the billing date: the renewal invoice is issued
+    billing_of(page, "ivo@example.com")
+    billing = page.inner_text("#subscription-billing")
+    assert "(Renewal)" in billing and "Pending" in billing and "30.00" in billing
+    assert page.inner_text("[data-testid=sub-status]") == "Grace"
+    page.click("#subscription-billing >> text=Mark as paid")
+    page.wait_for_selector(".confirm:has-text('Record the offline payment')")
+    page.click("text=Confirm: Mark as paid")
+    page.wait_for_selector("text=Mark as paid: done.")
+    assert page.inner_text("[data-testid=sub-status]") == "Active"
+    # Paid after the billing date: the payment starts the new interval.
+    assert page.inner_text("[data-testid=next-billing-date]") == "2026-03-28"
+    sub.refresh_from_db()
+    assert (sub.status, sub.last_interval_no, sub.renewal_type) == ("Active", 2, "Manual")
+    kinds = list(CustomerEmail.objects.filter(subscription=sub).values_list("kind", flat=True))
+    assert "invoice" in kinds and "payment_failed" not in kinds

@@ -11,6 +11,7 @@ from commerce.models import GatewayCharge, Purchase
 from customers.emails import send_pending
 from customers.models import CustomerEmail
 from subscriptions import actions, renewals, services
+from subscriptions.errors import TransitionNotAllowed
 from tests.conftest import STAFF, fresh, sign_up, subscribe
 from tests.factories import ProductFactory
 
@@ -208,3 +209,55 @@ def test_an_unpaid_renewal_invoice_goes_on_hold_with_invoice_wording(sm2, monthl
     on_hold = [e for e in emails_of(sub) if e.kind == "on_hold"]
     assert "Please pay the renewal invoice to keep it." in on_hold[0].body_text
     assert charges_of(sub) == 0
+
+
+# --- Renew now, for every payment kind ------------------------------------------------
+
+
+def test_renew_now_on_an_invoice_subscription_issues_its_renewal_invoice(sm2, monthly):
+    sub = paying_by_invoice(sm2, monthly)
+    assert "renew-now" in actions.offered(fresh(sub), list(sub.items.all()), None)
+    message = actions.perform("renew-now", sub=sub, actor=STAFF, running_no=None, new_date=None)
+    assert "Renew now: done" in message
+    invoice = renewal_invoice(sub)
+    assert (invoice.status, invoice.payment_method.kind, invoice.total) == (
+        "pending",
+        "invoice",
+        monthly.price,
+    )
+    assert emails_of(sub)[-1].kind == "invoice" and charges_of(sub) == 0
+    offered = actions.offered(fresh(sub), list(sub.items.all()), actions.pending_invoice(sub))
+    assert "mark-paid" in offered and "renew-now" not in offered
+    actions.perform("mark-paid", sub=sub, actor=STAFF, running_no=None, new_date=None)
+    sub = fresh(sub)
+    assert (sub.status, sub.last_interval_no, sub.next_billing_date) == ("Active", 2, MAR31)
+
+
+def test_an_automatic_card_renewal_is_charged_not_invoiced(sm2, monthly):
+    sub = subscribe(sm2, monthly)
+    with pytest.raises(TransitionNotAllowed) as refused:
+        services.issue_renewal_invoice(subscription=sub, actor=STAFF)
+    assert "renews automatically by card" in str(refused.value)
+
+
+def test_a_manual_customer_in_the_portal_renews_by_card_or_by_invoice(client, sm2, monthly, clock):
+    from customers.portal import make_token
+
+    sub = subscribe(sm2, monthly, auto=False)
+    sweep(FEB28)
+    clock.move_to(FEB28 + timedelta(hours=1), tick=False)  # the customer comes an hour later
+    offered = [a for a, _, _ in actions.offered_to_customer(fresh(sub), list(sub.items.all()))]
+    assert {"renew-now", "renew-invoice"} <= set(offered)
+    client.get(f"/portal/enter/{make_token(sub.customer)}/")
+    question = client.get(f"/portal/subscriptions/{sub.pk}/renew-invoice/").content.decode()
+    assert "Renew by invoice?" in question and "10.00 EUR" in question
+    done = client.post(f"/portal/subscriptions/{sub.pk}/renew-invoice/", follow=True)
+    assert "The invoice for" in done.content.decode()
+    invoice = renewal_invoice(sub)
+    assert (invoice.status, invoice.payment_method.kind) == ("pending", "invoice")
+    assert charges_of(sub) == 0 and emails_of(sub)[-1].kind == "invoice"
+    paid = FEB28 + timedelta(days=2)
+    services.mark_purchase_paid(purchase=invoice, actor=STAFF, at=paid)
+    sub = fresh(sub)
+    assert (sub.status, sub.renewal_type) == ("Active", "Manual")
+    assert sub.next_billing_date == datetime(2026, 4, 2, 12, tzinfo=UTC)  # paid late

@@ -41,7 +41,7 @@ def test_paid_signup_queues_paid_order_notification_with_recurring_billing(vendo
     note = OutboxNotification.objects.get(purchase=result.purchase)
     assert note.type == "PaidOrderNotification"
     billing = note.payload["Purchase"]["Items"][0]["RecurringBilling"]
-    assert billing["SubscriptionId"] == f"S{result.subscriptions[0].pk}"
+    assert billing["SubscriptionId"] == result.subscriptions[0].pk  # a JSON integer
     assert billing["IntervalNo"] == 1 and billing["Status"] == "Active"
     assert result.purchase.status == "paid" and result.purchase.total == Decimal("10.00")
 
