@@ -3,6 +3,7 @@ the notification outbox."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -448,7 +449,8 @@ class WebhookEndpoint(models.Model):
 
     @staticmethod
     def new_secret() -> str:
-        return f"whsec_{secrets.token_urlsafe(24)}"
+        """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
+        return f"whsec_{base64.b64encode(secrets.token_bytes(24)).decode()}"
 
     def wants(self, notification_type: str) -> bool:
         return self.is_active and (not self.types or notification_type in self.types)

@@ -12,15 +12,19 @@ every minute, so nothing is lost if a trigger is) does two things:
    delivered; anything else or a timeout is tried again with exponential
    backoff — at most 24 attempts within 48 hours, then failed.
 
-The body is ``{"meta": {"type", "id", "date"}, ...payload}``; the header
-``X-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` is signed
-with the endpoint's secret. The notification ``id`` is stable, so receivers
-can drop duplicates (a delivery may be sent twice if a worker dies between
-sending and recording).
+The body is ``{"meta": {"type", "id", "date"}, ...payload}``, signed per the
+Standard Webhooks specification (https://www.standardwebhooks.com/):
+``webhook-id`` (the notification id, stable across retries, so receivers can
+drop duplicates — a delivery may be sent twice if a worker dies between
+sending and recording), ``webhook-timestamp`` (unix seconds) and
+``webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``
+keyed with the base64-decoded part of the endpoint's ``whsec_…`` secret, so
+stock verifiers (``standardwebhooks``, svix) accept it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -55,9 +59,29 @@ def body_of(notification: OutboxNotification) -> bytes:
     return json.dumps({"meta": meta, **notification.payload}, separators=(",", ":")).encode()
 
 
-def signature(secret: str, body: bytes, at: int) -> str:
-    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={at},v1={digest}"
+def signing_key(secret: str) -> bytes:
+    """The key of a ``whsec_<base64>`` secret. Secrets made before Standard
+    Webhooks signing were URL-safe base64; the same bytes are the key."""
+    encoded = secret.removeprefix("whsec_")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError:
+        pass
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError:
+        return secret.encode()  # not base64 at all (typed in by hand): the text is the key
+
+
+def signature_headers(secret: str, message_id: str, body: bytes, at: int) -> dict[str, str]:
+    """The Standard Webhooks headers of one delivery attempt."""
+    signed = f"{message_id}.{at}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(at),
+        "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
+    }
 
 
 def fan_out(limit: int = 1000) -> int:
@@ -116,7 +140,9 @@ def _send(delivery: WebhookDelivery, now: datetime) -> None:
         headers={
             "Content-Type": "application/json",
             "User-Agent": "CommerceAssistant-Webhooks/1.0",
-            "X-Signature": signature(delivery.endpoint.secret, body, int(time.time())),
+            **signature_headers(
+                delivery.endpoint.secret, str(delivery.notification.id), body, int(time.time())
+            ),
         },
     )
     code: int | None
