@@ -13,7 +13,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from commerce.bulk import Row, update_rows
+from commerce.bulk import Row
 from commerce.models import Client, Purchase
 
 from .models import Customer, CustomerEmail
@@ -107,30 +107,49 @@ def portal_link_email(customer: Customer, *, at: datetime) -> CustomerEmail:
     return email
 
 
+def message_id(email: CustomerEmail) -> str:
+    """The e-mail's Message-ID: the same every time it is sent, so a resend
+    after a crash can be recognised as the same message."""
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
+    return f"<customer-email-{email.pk}@{domain}>"
+
+
 def send_pending(limit: int = 200) -> int:
-    """Send unsent e-mails, rendering those queued without a body; rows
-    another worker is sending are skipped."""
-    with transaction.atomic():
-        batch = list(
-            CustomerEmail.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(sent_at__isnull=True)
-            .order_by("created_at")
-            .select_related("client", "customer", "subscription", "purchase")[:limit]
-        )
-        if not batch:
-            return 0
-        messages = []
-        for email in batch:
-            if not email.body_text:
-                render(email)
-            message = EmailMultiAlternatives(
-                email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to]
-            )
-            message.attach_alternative(email.body_html, "text/html")
-            messages.append(message)
-        get_connection().send_messages(messages)
-        now = timezone.now()
-        for email in batch:
-            email.sent_at = now
-        update_rows(batch, ["body_text", "body_html", "sent_at"])
-    return len(batch)
+    """Send unsent e-mails one at a time, rendering those queued without a
+    body: each is claimed with a row lock (rows another worker is sending
+    are skipped), sent, marked sent and committed before the next. A worker
+    that dies mid-way leaves at most the message it was sending unmarked;
+    the next worker sends it again, with the same Message-ID."""
+    ids = list(
+        CustomerEmail.objects.filter(sent_at__isnull=True)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    connection = get_connection()
+    with connection:
+        for pk in ids:
+            with transaction.atomic():
+                email = (
+                    CustomerEmail.objects.select_for_update(skip_locked=True, of=("self",))
+                    .filter(pk=pk, sent_at__isnull=True)
+                    .select_related("client", "customer", "subscription", "purchase")
+                    .first()
+                )
+                if email is None:
+                    continue  # another worker has it, or sent it meanwhile
+                if not email.body_text:
+                    render(email)
+                message = EmailMultiAlternatives(
+                    email.subject,
+                    email.body_text,
+                    settings.DEFAULT_FROM_EMAIL,
+                    [email.to],
+                    headers={"Message-ID": message_id(email)},
+                )
+                message.attach_alternative(email.body_html, "text/html")
+                connection.send_messages([message])
+                email.sent_at = timezone.now()
+                email.save(update_fields=["body_text", "body_html", "sent_at"])
+            sent += 1
+    return sent
