@@ -156,6 +156,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
+else:
+    # Redis hands a task that was delivered but never acknowledged (its
+    # worker died) to another worker after this many seconds. It must be
+    # longer than the longest task: a renewal batch of 1,000 takes about a
+    # second, or about a minute at 1 s of gateway latency (16 in flight).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600"))
+    }
+# A task is acknowledged when it has finished, not when it starts, and a task
+# whose worker process was killed goes back to the queue: every task is safe
+# to run twice (docs/renewals.md, "Exactly once").
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"

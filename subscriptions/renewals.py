@@ -148,9 +148,12 @@ def run_batch(kind: str, ids: list[int], *, as_of: datetime) -> BatchOutcome:
     return BatchOutcome(process(ids, as_of=as_of), [])
 
 
-def retry_later(run_id: int) -> None:
-    """A batch of transient failures goes round again: one more batch to wait for."""
-    RenewalRun.objects.filter(pk=run_id).update(batches_total=F("batches_total") + 1)
+@transaction.atomic
+def retry_later(run_id: int, batches: int = 1) -> None:
+    """A batch of transient failures goes round again: one more batch to wait
+    for (``batches=-1``: it could not be sent after all, so one fewer)."""
+    RenewalRun.objects.filter(pk=run_id).update(batches_total=F("batches_total") + batches)
+    _close_if_done(run_id)
 
 
 @transaction.atomic
@@ -165,6 +168,10 @@ def finish_batch(run_id: int, counts: Counter[str]) -> None:
         reminders=F("reminders") + counts["reminded"],
         dunning=F("dunning") + counts["dunning"],
     )
+    _close_if_done(run_id)
+
+
+def _close_if_done(run_id: int) -> None:
     RenewalRun.objects.filter(
         pk=run_id, batches_done__gte=F("batches_total"), status=RenewalRun.Status.RUNNING
     ).update(status=RenewalRun.Status.FINISHED, finished_at=timezone.now())

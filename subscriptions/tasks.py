@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from celery import shared_task
-from django.db import transaction
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from kombu.exceptions import OperationalError as BrokerError
 
 from commerce import clock
 from commerce.models import Client
@@ -46,21 +47,36 @@ def _send(run_id: int, kind: str, ids: list[int], as_of: str) -> None:
     transaction.on_commit(lambda: process_batch.delay(run_id, kind, ids, as_of))
 
 
-@shared_task(acks_late=True)
-def process_batch(run_id: int, kind: str, ids: list[int], as_of: str, attempt: int = 0) -> dict:
+@shared_task(bind=True, acks_late=True)
+def process_batch(
+    self: Task, run_id: int, kind: str, ids: list[int], as_of: str, attempt: int = 0
+) -> dict:
     """One batch. Safe to run twice: rows are claimed with SKIP LOCKED and
-    only while still due; a charge is unique per subscription and interval."""
+    only while still due; a charge is unique per subscription and interval.
+    A lost database connection (a restart) retries the batch with backoff."""
     moment = _when(as_of)
-    outcome = renewals.run_batch(kind, ids, as_of=moment)
-    if outcome.retry_ids and attempt < TRANSIENT_RETRIES:
+    try:
+        outcome = renewals.run_batch(kind, ids, as_of=moment)
+    except (OperationalError, InterfaceError) as error:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()  # a fresh one for the retry
+        raise self.retry(
+            exc=error, countdown=min(5 * 2**self.request.retries, 120), max_retries=20
+        ) from error
+    again = bool(outcome.retry_ids) and attempt < TRANSIENT_RETRIES
+    if again:
+        renewals.retry_later(run_id)  # the run waits for one more batch
+    renewals.finish_batch(run_id, outcome.counts)  # this batch's counts, first
+    if again:
         # Transient gateway errors: back off 30 s, 60 s, 120 s; after that
         # they are still due and the next sweep tries again.
-        renewals.retry_later(run_id)
-        process_batch.apply_async(
-            (run_id, kind, outcome.retry_ids, as_of, attempt + 1),
-            countdown=RETRY_BASE_SECONDS * 2**attempt,
-        )
-    renewals.finish_batch(run_id, outcome.counts)
+        try:
+            process_batch.apply_async(
+                (run_id, kind, outcome.retry_ids, as_of, attempt + 1),
+                countdown=RETRY_BASE_SECONDS * 2**attempt,
+            )
+        except BrokerError:  # the broker is down: the next sweep has them
+            renewals.retry_later(run_id, batches=-1)
     return dict(outcome.counts)
 
 

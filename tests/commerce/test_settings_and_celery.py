@@ -16,7 +16,10 @@ PROBE = (
     "from commerce import celery_app; print(json.dumps({"
     "'engine': settings.DATABASES['default']['ENGINE'], "
     "'broker': celery_app.conf.broker_url, "
-    "'beat': celery_app.conf.beat_scheduler}))"
+    "'beat': celery_app.conf.beat_scheduler, "
+    "'acks_late': celery_app.conf.task_acks_late, "
+    "'reject_on_worker_lost': celery_app.conf.task_reject_on_worker_lost, "
+    "'transport': celery_app.conf.broker_transport_options}))"
 )
 
 
@@ -52,6 +55,10 @@ def test_urls_select_postgresql_and_redis(tmp_path):
     )
     assert conf["engine"] == "django.db.backends.postgresql"
     assert conf["broker"] == "redis://cache.example:6379/0"
+    # A killed worker's task goes back to the queue, to another worker after
+    # the visibility timeout (longer than any batch).
+    assert (conf["acks_late"], conf["reject_on_worker_lost"]) == (True, True)
+    assert conf["transport"] == {"visibility_timeout": 600}
 
 
 @pytest.fixture

@@ -281,3 +281,57 @@ def test_the_gateway_batch_replays_known_keys(sm2, monthly):
     second = TestGateway().charge_many([request])
     assert first[0] == first[1] == second[0]
     assert GatewayCharge.objects.filter(idempotency_key="k-1").count() == 1
+
+
+def _one_batch_run(sm2, monthly, n=3, **kwargs):
+    subs = many(sm2, monthly, n, **kwargs)
+    (work,) = renewals.start_sweep(as_of=FEB28, client=sm2)
+    return subs, work
+
+
+def test_a_lost_database_connection_retries_the_batch_and_the_run_finishes(
+    sm2, monthly, monkeypatch
+):
+    from django.db import OperationalError
+
+    from subscriptions import tasks
+
+    subs, work = _one_batch_run(sm2, monthly)
+    real, calls = renewals.run_batch, []
+
+    def restarted_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(renewals, "run_batch", restarted_once)
+    tasks.process_batch.apply(
+        (work.run.pk, work.kind, work.ids, work.run.as_of.isoformat()), retries=0
+    )
+    run = RenewalRun.objects.get(pk=work.run.pk)
+    assert len(calls) == 2  # retried
+    assert (run.status, run.charged) == ("finished", 3)
+    assert [paid_renewals(s) for s in subs] == [1, 1, 1]
+
+
+def test_with_the_broker_down_a_transient_retry_is_left_to_the_next_sweep_and_the_run_closes(
+    sm2, monthly, monkeypatch
+):
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from subscriptions import tasks
+
+    subs, work = _one_batch_run(sm2, monthly, n=2)
+    for sub in subs:
+        sub.payment_method.card_number = CARD_TRANSIENT_ERROR
+        sub.payment_method.save()
+
+    def broker_down(*args, **kwargs):
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.process_batch, "apply_async", broker_down)
+    tasks.process_batch.apply((work.run.pk, work.kind, work.ids, work.run.as_of.isoformat()))
+    run = RenewalRun.objects.get(pk=work.run.pk)
+    assert (run.status, run.errors, run.batches_done, run.batches_total) == ("finished", 2, 1, 1)
+    assert all(fresh(s).status == "Active" for s in subs)  # still due: the next sweep retries
