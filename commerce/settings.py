@@ -184,8 +184,12 @@ CELERY_TASK_ROUTES = {
     "customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE},
     "subscriptions.notifications.tasks.deliver_notifications": {"queue": CELERY_NOTIFICATION_QUEUE},
 }
-# Webhooks (docs/notifications.md): seconds to wait for a receiver's answer.
+# Webhooks (docs/notifications.md): seconds to wait for a receiver's answer;
+# plain http only in development; private addresses (127.0.0.1, 10/8, the
+# cloud metadata address, ...) never, unless a test receiver needs them.
 WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", DEBUG)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 # A late-acked task whose worker died is handed out again after this long.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 

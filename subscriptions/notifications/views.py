@@ -55,6 +55,15 @@ def resend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 class EndpointForm(forms.Form):
     url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        try:
+            webhooks.checked_target(url)
+        except webhooks.UnsafeTarget as error:
+            raise forms.ValidationError(str(error)) from error
+        return url
+
     types = forms.MultipleChoiceField(
         choices=[(t, t) for t in NotificationType.values],
         required=False,

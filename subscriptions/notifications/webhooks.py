@@ -27,11 +27,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -119,7 +122,7 @@ def send_due(*, now: datetime | None = None, limit: int = 100) -> int:
     with transaction.atomic():
         due = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=D.PENDING, next_attempt_at__lte=now)
+            .filter(status=D.PENDING, next_attempt_at__lte=now, endpoint__is_active=True)
             .select_related("notification", "endpoint")
             .order_by("next_attempt_at")[:limit]
         )
@@ -131,27 +134,96 @@ def send_due(*, now: datetime | None = None, limit: int = 100) -> int:
     return len(due)
 
 
+class UnsafeTarget(ValueError):
+    """A webhook URL this platform will not send to, with the reason."""
+
+
+EXCERPT = 200  # characters of a receiver's answer that are kept
+
+
+def checked_target(url: str) -> tuple[SplitResult, list[str]]:
+    """The URL's parts and the addresses its host resolves to, if it is a
+    safe target: https (http only where ``WEBHOOK_ALLOW_HTTP``, i.e. in
+    development), no credentials, and every address public
+    (``ipaddress.is_global``) unless ``WEBHOOK_ALLOW_PRIVATE_TARGETS``.
+    Checked when an endpoint is saved and again at every send (a name may
+    resolve elsewhere later); the connection then goes to a checked address."""
+    parts = urlsplit(url)
+    allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
+    if parts.scheme not in allowed:
+        raise UnsafeTarget("Webhook URLs must start with https://.")
+    if parts.username or parts.password:
+        raise UnsafeTarget("A webhook URL may not contain a user name or password.")
+    if not parts.hostname:
+        raise UnsafeTarget("The URL has no host.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as error:
+        raise UnsafeTarget(f"{parts.hostname} cannot be resolved ({error}).") from error
+    addresses = sorted({str(info[4][0]) for info in infos})
+    private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
+    if private and not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        raise UnsafeTarget(
+            f"{parts.hostname} resolves to an address that is not public ({private[0]}); "
+            "webhooks go to public addresses only."
+        )
+    return parts, addresses
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """Connects to the address that was checked, not to a new lookup."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    """POST to a checked target; redirects are not followed (a 3xx is an
+    answer like any other that is not 2xx). Returns the status code and the
+    start of the answer."""
+    parts, addresses = checked_target(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
+    conn = kind(parts.hostname or "", port, addresses[0], settings.WEBHOOK_TIMEOUT_SECONDS)
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", path, body=body, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, answer.read(EXCERPT).decode(errors="replace")
+    finally:
+        conn.close()
+
+
 def _send(delivery: WebhookDelivery, now: datetime) -> None:
     body = body_of(delivery.notification)
-    request = urllib.request.Request(
-        delivery.endpoint.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "CommerceAssistant-Webhooks/1.0",
-            **signature_headers(
-                delivery.endpoint.secret, str(delivery.notification.id), body, int(time.time())
-            ),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "CommerceAssistant-Webhooks/1.0",
+        **signature_headers(
+            delivery.endpoint.secret, str(delivery.notification.id), body, int(time.time())
+        ),
+    }
     code: int | None
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as answer:
-            code, text = answer.status, answer.read(500).decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        code, text = error.code, error.read(500).decode(errors="replace")
-    except (OSError, ValueError) as error:  # refused, timed out, bad URL
+        code, text = post(delivery.endpoint.url, body, headers)
+    except UnsafeTarget as error:
+        code, text = None, f"Not sent: {error}"
+    except (OSError, http.client.HTTPException) as error:  # refused, timed out, bad answer
         code, text = None, f"{type(error).__name__}: {error}"
     _record(delivery, code, text, now)
 
@@ -162,7 +234,7 @@ def _record(delivery: WebhookDelivery, code: int | None, text: str, now: datetim
         "attempts": attempts,
         "last_attempt_at": now,
         "last_status_code": code,
-        "last_response": text[:500],
+        "last_response": text[:EXCERPT],
     }
     if code is not None and 200 <= code < 300:
         fields |= {"status": D.DELIVERED, "delivered_at": now}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import threading
@@ -57,6 +58,14 @@ def verify(secret: str, headers: dict, body: bytes) -> bool:
     except WebhookVerificationError:
         return False
     return True
+
+
+@pytest.fixture(autouse=True)
+def local_receivers(settings):
+    """The receivers here listen on 127.0.0.1 over plain http, which a real
+    deployment refuses (see the safe-target tests below)."""
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 
 
 @pytest.fixture
@@ -304,7 +313,9 @@ def test_notifications_written_while_no_worker_runs_go_out_when_one_starts(
         sub = subscribe(sm2, monthly)  # committed; no worker is running
         switch(sub)
         assert receiver.received == []
-        workers.start(concurrency=1)
+        workers.start(
+            concurrency=1, WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_PRIVATE_TARGETS="true"
+        )
         wait_for(lambda: len(receiver.received) == 2, "both notifications at the receiver")
     finally:
         route(routes)
@@ -333,3 +344,105 @@ def test_payload_ids_are_integers_dates_are_to_the_second_and_cancellation_links
     renewal = services.renew_early(subscription=sub, actor=STAFF)
     paid = OutboxNotification.objects.get(purchase=renewal.purchase)
     assert paid.payload["Purchase"]["Items"][0]["RecurringBilling"]["CancellationUrl"] == ""
+
+
+# --- safe targets ---------------------------------------------------------------
+
+
+@pytest.fixture
+def production_rules(settings):
+    settings.WEBHOOK_ALLOW_HTTP = False
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+
+
+@pytest.fixture
+def resolves(monkeypatch):
+    """resolves({"hooks.example.com": "10.0.0.7"}): DNS as the test says."""
+
+    def answer(table):
+        def getaddrinfo(host, port, *args, **kwargs):
+            try:
+                address = str(ipaddress.ip_address(host))  # an address is itself
+            except ValueError:
+                if host not in table:
+                    raise OSError(f"unknown host {host}") from None
+                address = table[host]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("https://127.0.0.1/hooks", "not public"),
+        ("https://169.254.169.254/latest/meta-data", "not public"),
+        ("https://10.1.2.3/hooks", "not public"),
+        ("https://[::1]/hooks", "not public"),
+        ("https://internal.example.com/hooks", "not public"),
+        ("http://hooks.example.com/in", "https://"),
+        ("ftp://hooks.example.com/in", "https://"),
+        ("https://user:secret@hooks.example.com/in", "user name or password"),
+    ],
+)
+def test_an_unsafe_webhook_target_is_refused_when_saved(
+    login, sm2, production_rules, resolves, url, reason
+):
+    resolves({"internal.example.com": "10.0.0.7", "hooks.example.com": "93.184.216.34"})
+    answer = login(sm2, "admin").post("/settings/webhooks/new/", {"url": url})
+    assert answer.status_code == 200 and reason in answer.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_public_target_is_accepted(login, sm2, production_rules, resolves):
+    resolves({"hooks.example.com": "93.184.216.34"})
+    answer = login(sm2, "admin").post(
+        "/settings/webhooks/new/", {"url": "https://hooks.example.com/in"}
+    )
+    assert "Copy the signing secret now" in answer.content.decode()
+
+
+def test_a_name_that_resolves_to_a_private_address_at_send_time_is_not_sent_to(
+    sm2, monthly, production_rules, resolves, monkeypatch
+):
+    endpoint = WebhookEndpoint.objects.create(
+        client=sm2, url="https://hooks.example.com/in", secret=WebhookEndpoint.new_secret()
+    )
+    resolves({"hooks.example.com": "169.254.169.254"})  # it was public when saved
+    connected = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connected.append(a))
+    switch(subscribe(sm2, monthly))
+    deliver()
+    delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first()
+    assert connected == [] and delivery.status == "pending" and delivery.attempts == 1
+    assert delivery.last_status_code is None and "not public" in delivery.last_response
+
+
+def test_a_redirect_is_not_followed(sm2, monthly, endpoint, receiver):
+    receiver.status = 302  # e.g. Location: http://169.254.169.254/
+    switch(subscribe(sm2, monthly))
+    deliver()
+    assert len(receiver.received) == 2  # each notification once, not followed anywhere
+    delivery = WebhookDelivery.objects.first()
+    assert (delivery.status, delivery.last_status_code) == ("pending", 302)  # retried later
+
+
+def test_a_paused_endpoint_is_not_retried(sm2, monthly, endpoint, receiver):
+    receiver.status = 503
+    switch(subscribe(sm2, monthly))
+    deliver()
+    endpoint.is_active = False
+    endpoint.save()
+    tried = len(receiver.received)
+    webhooks.send_due(now=timezone.now() + timedelta(hours=1))
+    assert len(receiver.received) == tried
+
+
+def test_only_admins_see_what_a_receiver_answered(login, sm2, monthly, endpoint, receiver):
+    receiver.status = 500
+    switch(subscribe(sm2, monthly))
+    deliver()
+    assert "try later" in login(sm2, "admin").get("/notifications/").content.decode()
+    assert "try later" not in login(sm2, "support").get("/notifications/").content.decode()
