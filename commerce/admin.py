@@ -10,6 +10,8 @@ from .models import (
     Purchase,
     PurchaseItem,
     StaffMembership,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -125,6 +127,43 @@ class OutboxNotificationAdmin(admin.ModelAdmin):
         "subscription",
         "purchase",
         "generate_mail",
+        "created_at",
+        "delivered_at",
+    )
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Operators see endpoints; the secret stays with the client's admin."""
+
+    list_display = ("url", "client", "is_active", "created_at")
+    list_filter = ("client", "is_active")
+    search_fields = ("url",)
+    exclude = ("secret",)
+    readonly_fields = ("client", "url", "types", "created_at")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "notification",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "endpoint__client")
+    search_fields = ("=notification__id", "endpoint__url")
+    list_select_related = ("notification", "endpoint")
+    readonly_fields = (
+        "notification",
+        "endpoint",
+        "attempts",
+        "last_attempt_at",
+        "last_status_code",
+        "last_response",
         "created_at",
         "delivered_at",
     )

@@ -182,7 +182,7 @@ CELERY_EMAIL_QUEUE = os.environ.get("CELERY_EMAIL_QUEUE", "emails")
 CELERY_NOTIFICATION_QUEUE = os.environ.get("CELERY_NOTIFICATION_QUEUE", "notifications")
 CELERY_TASK_ROUTES = {
     "customers.tasks.send_customer_emails": {"queue": CELERY_EMAIL_QUEUE},
-    "subscriptions.notifications.tasks.deliver_notifications": {"queue": CELERY_NOTIFICATION_QUEUE},
+    "subscriptions.notifications.tasks.*": {"queue": CELERY_NOTIFICATION_QUEUE},
 }
 # Webhooks (docs/notifications.md): seconds to wait for a receiver's answer;
 # plain http only in development; private addresses (127.0.0.1, 10/8, the

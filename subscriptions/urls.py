@@ -55,6 +55,11 @@ urlpatterns = [
         name="endpoint-rotate",
     ),
     path(
+        "settings/webhooks/<int:pk>/retry-failed/",
+        notification_views.endpoint_retry_failed,
+        name="endpoint-retry-failed",
+    ),
+    path(
         "settings/webhooks/<int:pk>/toggle/",
         notification_views.endpoint_toggle,
         name="endpoint-toggle",

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.db import transaction
+from django.utils import timezone
 
 from . import webhooks
+
+# Retries due within this many seconds get a task of their own; later ones
+# are picked up by beat's run of ``deliver_notifications`` every minute.
+WAKE_WITHIN = 300
 
 
 @shared_task(acks_late=True)
 def deliver_notifications() -> int:
-    """Fan the outbox out into deliveries and send what is due; safe to run
-    twice (rows are claimed with SKIP LOCKED)."""
+    """Fan the outbox out into deliveries and send each endpoint's due ones
+    in a task of its own, so a slow or dead receiver delays only itself.
+    Safe to run twice (rows are claimed with SKIP LOCKED). Returns the
+    number of endpoints with deliveries due."""
     while webhooks.fan_out():
         pass
-    sent = 0
-    for _ in range(50):  # bounded: beat comes back for the rest
-        tried = webhooks.send_due()
-        sent += tried
-        if not tried:
-            break
-    return sent
+    endpoints = webhooks.due_endpoints()
+    for endpoint_id in endpoints:
+        send_to_endpoint.delay(endpoint_id)
+    return len(endpoints)
+
+
+@shared_task(acks_late=True)
+def send_to_endpoint(endpoint_id: int) -> int:
+    """One endpoint's due deliveries, one at a time; then, if a retry is due
+    soon, a task for it at that time (retries keep their own schedule)."""
+    tried = webhooks.send_due(endpoint_id=endpoint_id)
+    if tried:
+        wake = webhooks.next_attempt(endpoint_id)
+        now = timezone.now()
+        if wake is not None and now < wake <= now + timedelta(seconds=WAKE_WITHIN):
+            send_to_endpoint.apply_async((endpoint_id,), eta=wake)
+    return tried
 
 
 def deliver_after_commit() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -34,6 +35,12 @@ def notifications(request: HtmxHttpRequest) -> HttpResponse:
             "status": status,
             "statuses": WebhookDelivery.Status.choices,
             "has_endpoints": WebhookEndpoint.objects.filter(client=client_of(request)).exists(),
+            # Endpoints with failed deliveries, and how many: "Retry all failed".
+            "failing": WebhookEndpoint.objects.filter(
+                client=client_of(request), deliveries__status=WebhookDelivery.Status.FAILED
+            )
+            .annotate(failed=Count("deliveries"))
+            .order_by("url"),
         },
     )
 
@@ -97,6 +104,20 @@ def endpoint_rotate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "notifications/endpoint_secret.html", {"endpoint": endpoint, "rotated": True}
     )
+
+
+@require_POST
+@staff_required("support")
+def endpoint_retry_failed(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Send every failed delivery of the endpoint again (after fixing it)."""
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk, client=client_of(request))
+    count = webhooks.retry_failed(endpoint)
+    if count:
+        tasks.deliver_after_commit()
+        messages.success(request, f"{count} failed deliveries to {endpoint.url} are sent again.")
+    else:
+        messages.info(request, f"{endpoint.url} has no failed deliveries.")
+    return redirect("notifications")
 
 
 @require_POST

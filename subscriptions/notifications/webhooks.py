@@ -38,6 +38,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from commerce.models import OutboxNotification, WebhookDelivery, WebhookEndpoint
@@ -116,22 +117,51 @@ def fan_out(limit: int = 1000) -> int:
     return len(rows)
 
 
-def send_due(*, now: datetime | None = None, limit: int = 100) -> int:
-    """Send the deliveries that are due; returns how many were tried."""
+def _due(now: datetime, endpoint_id: int | None = None) -> QuerySet[WebhookDelivery]:
+    due = WebhookDelivery.objects.filter(
+        status=D.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
+    )
+    return due if endpoint_id is None else due.filter(endpoint_id=endpoint_id)
+
+
+def due_endpoints(now: datetime | None = None) -> list[int]:
+    """The endpoints with deliveries due now (each is sent by its own task)."""
+    due = _due(now or timezone.now()).values_list("endpoint_id", flat=True)
+    return sorted(set(due))
+
+
+def next_attempt(endpoint_id: int) -> datetime | None:
+    """When the endpoint's next retry is due, if any."""
+    waiting = WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_id, status=D.PENDING, endpoint__is_active=True
+    )
+    return waiting.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+
+
+def send_due(
+    *, now: datetime | None = None, limit: int = 100, endpoint_id: int | None = None
+) -> int:
+    """Send the deliveries that are due (of one endpoint, or all), one at a
+    time: each is claimed with a lease (``LEASE``, far longer than an attempt
+    can take: connecting and each read are bounded by the timeout), sent and
+    recorded before the next is claimed. Returns how many were tried."""
     now = now or timezone.now()
-    with transaction.atomic():
-        due = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=D.PENDING, next_attempt_at__lte=now, endpoint__is_active=True)
-            .select_related("notification", "endpoint")
-            .order_by("next_attempt_at")[:limit]
-        )
-        WebhookDelivery.objects.filter(pk__in=[d.pk for d in due]).update(
-            next_attempt_at=now + LEASE
-        )
-    for delivery in due:
+    tried = 0
+    while tried < limit:
+        with transaction.atomic():
+            delivery = (
+                _due(now, endpoint_id)
+                .select_for_update(skip_locked=True, of=("self",))
+                .select_related("notification", "endpoint")
+                .order_by("next_attempt_at")
+                .first()
+            )
+            if delivery is None:
+                break
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + LEASE)
         _send(delivery, now)
-    return len(due)
+        tried += 1
+    return tried
 
 
 class UnsafeTarget(ValueError):
@@ -244,6 +274,14 @@ def _record(delivery: WebhookDelivery, code: int | None, text: str, now: datetim
         fields["next_attempt_at"] = now + backoff(attempts)
     # Only the attempt that claimed it records (a resend meanwhile starts anew).
     WebhookDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).update(**fields)
+
+
+def retry_failed(endpoint: WebhookEndpoint) -> int:
+    """Every failed delivery of the endpoint goes again now, each with a
+    fresh budget of attempts. Returns how many."""
+    return WebhookDelivery.objects.filter(endpoint=endpoint, status=D.FAILED).update(
+        status=D.PENDING, attempts=0, next_attempt_at=timezone.now()
+    )
 
 
 def resend(delivery: WebhookDelivery) -> None:

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import socket
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,6 +22,7 @@ from subscriptions import services
 from subscriptions.notifications import webhooks
 from subscriptions.notifications.tasks import deliver_notifications
 from tests.conftest import STAFF, subscribe
+from tests.factories import ClientFactory
 from tests.subscriptions.test_renewal_workers import workers  # noqa: F401 - a fixture
 
 
@@ -30,11 +32,13 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.delay = 0.0  # seconds before answering
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
                 receiver.received.append((dict(self.headers), body))
                 self.send_response(receiver.status)
                 self.end_headers()
@@ -446,3 +450,71 @@ def test_only_admins_see_what_a_receiver_answered(login, sm2, monthly, endpoint,
     deliver()
     assert "try later" in login(sm2, "admin").get("/notifications/").content.decode()
     assert "try later" not in login(sm2, "support").get("/notifications/").content.decode()
+
+
+@pytest.mark.worker
+@pytest.mark.postgres
+def test_a_slow_endpoint_does_not_delay_another(
+    workers,  # noqa: F811 - the fixture imported above
+    sm2,
+    monthly,
+):
+    """Each endpoint's deliveries are sent by a task of their own: a receiver
+    that takes seconds to answer holds up only itself."""
+    from commerce import celery_app
+    from tests.subscriptions.test_renewal_workers import wait_for
+
+    slow, fast = Receiver(), Receiver()
+    slow.delay = 4
+    for receiver in (slow, fast):
+        WebhookEndpoint.objects.create(
+            client=sm2, url=receiver.url, secret=WebhookEndpoint.new_secret()
+        )
+    amqp, routes = celery_app.amqp, celery_app.conf.task_routes
+    celery_app.conf.task_routes = {"subscriptions.notifications.tasks.*": {"queue": workers.queue}}
+    amqp.flush_routes()
+    amqp.__dict__.pop("router", None)
+    try:
+        local = {"WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+        workers.start(concurrency=2, WEBHOOK_TIMEOUT_SECONDS="30", **local)
+        sub = subscribe(sm2, monthly)  # PaidOrderNotification
+        switch(sub)  # SubscriptionRenewalTypeChangedNotification
+        wait_for(lambda: len(fast.received) == 2, "both notifications at the fast receiver")
+        assert len(slow.received) <= 1  # still busy with its first
+        wait_for(lambda: len(slow.received) == 2, "both at the slow one, in its own time")
+    finally:
+        celery_app.conf.task_routes = routes
+        amqp.flush_routes()
+        amqp.__dict__.pop("router", None)
+        for receiver in (slow, fast):
+            receiver.server.shutdown()
+
+
+def test_support_retries_all_failed_deliveries_of_an_endpoint(
+    login, sm2, monthly, endpoint, receiver
+):
+    receiver.status = 500
+    switch(subscribe(sm2, monthly))
+    deliver()
+    WebhookDelivery.objects.update(status="failed", attempts=24)  # gave up, 48 hours later
+    receiver.status = 200  # the client fixed their receiver
+    support = login(sm2, "support")
+    page = support.get("/notifications/").content.decode()
+    assert "2 failed" in page and "Retry all failed" in page
+    done = support.post(f"/settings/webhooks/{endpoint.pk}/retry-failed/", follow=True)
+    assert "2 failed deliveries to" in done.content.decode()
+    deliver()
+    assert set(WebhookDelivery.objects.values_list("status", "attempts")) == {("delivered", 1)}
+    theirs = login(ClientFactory(), "support")
+    assert theirs.post(f"/settings/webhooks/{endpoint.pk}/retry-failed/").status_code == 404
+
+
+def test_operators_see_endpoints_and_deliveries_in_admin_without_the_secret(
+    admin_client, sm2, monthly, endpoint, receiver
+):
+    switch(subscribe(sm2, monthly))
+    deliver()
+    page = admin_client.get(f"/admin/commerce/webhookendpoint/{endpoint.pk}/change/")
+    assert page.status_code == 200 and endpoint.secret not in page.content.decode()
+    listing = admin_client.get("/admin/commerce/webhookdelivery/").content.decode()
+    assert endpoint.url in listing
