@@ -13,6 +13,7 @@ from . import webhooks
 # Retries due within this many seconds get a task of their own; later ones
 # are picked up by beat's run of ``deliver_notifications`` every minute.
 WAKE_WITHIN = 300
+BATCH = 100  # deliveries one task sends before handing over to a new one
 
 
 @shared_task(acks_late=True)
@@ -31,10 +32,16 @@ def deliver_notifications() -> int:
 
 @shared_task(acks_late=True)
 def send_to_endpoint(endpoint_id: int) -> int:
-    """One endpoint's due deliveries, one at a time; then, if a retry is due
-    soon, a task for it at that time (retries keep their own schedule)."""
-    tried = webhooks.send_due(endpoint_id=endpoint_id)
-    if tried:
+    """One endpoint's due deliveries, one at a time (unless another task is
+    already sending to it: that one sends these too); then, if a retry is
+    due soon, a task for it at that time (retries keep their own schedule)."""
+    with webhooks.sending_to(endpoint_id) as mine:
+        if not mine:
+            return 0
+        tried = webhooks.send_due(endpoint_id=endpoint_id, limit=BATCH)
+    if tried >= BATCH:  # more may be due: go on in a new task (others get a turn)
+        send_to_endpoint.delay(endpoint_id)
+    elif tried:
         wake = webhooks.next_attempt(endpoint_id)
         now = timezone.now()
         if wake is not None and now < wake <= now + timedelta(seconds=WAKE_WITHIN):

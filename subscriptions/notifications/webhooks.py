@@ -33,11 +33,13 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -136,6 +138,30 @@ def next_attempt(endpoint_id: int) -> datetime | None:
         endpoint_id=endpoint_id, status=D.PENDING, endpoint__is_active=True
     )
     return waiting.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+
+
+# The first key of the advisory locks that keep one task per endpoint sending.
+ENDPOINT_LOCK = 7301
+
+
+@contextmanager
+def sending_to(endpoint_id: int) -> Iterator[bool]:
+    """Whether this task is the one sending to the endpoint now (PostgreSQL
+    advisory lock, released at the end or when the worker's connection
+    dies): one process per endpoint at most, so a slow receiver can hold up
+    one worker process, never all of them. Elsewhere there is one worker."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ENDPOINT_LOCK, endpoint_id])
+        got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ENDPOINT_LOCK, endpoint_id])
 
 
 def send_due(

@@ -465,7 +465,7 @@ def test_a_slow_endpoint_does_not_delay_another(
     from tests.subscriptions.test_renewal_workers import wait_for
 
     slow, fast = Receiver(), Receiver()
-    slow.delay = 4
+    slow.delay = 6
     for receiver in (slow, fast):
         WebhookEndpoint.objects.create(
             client=sm2, url=receiver.url, secret=WebhookEndpoint.new_secret()
