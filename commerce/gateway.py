@@ -80,6 +80,17 @@ class PaymentGateway(Protocol):
         send them concurrently."""
         ...
 
+    def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        """The answer the gateway gave to a key, if it ever saw it."""
+        ...
+
+    def refund(
+        self, charge_key: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> ChargeResult:
+        """Give back (part of) the approved charge made with ``charge_key``;
+        the same ``idempotency_key`` refunds once."""
+        ...
+
 
 CARD_APPROVED = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
@@ -189,6 +200,33 @@ class TestGateway:
                 )
             )
         return [_result(known[key]) if key in known else decided[key] for key in keys]
+
+    def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        row = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
+        return _result(row) if row is not None else None
+
+    def refund(
+        self, charge_key: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> ChargeResult:
+        previous = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
+        if previous is not None:
+            return _result(previous)
+        original = GatewayCharge.objects.filter(
+            idempotency_key=charge_key, outcome=Outcome.APPROVED
+        ).first()
+        if original is None or amount > original.amount:
+            return ChargeResult(Outcome.DECLINED, message="Nothing to refund for that charge.")
+        row = GatewayCharge.objects.create(
+            idempotency_key=idempotency_key,
+            card_number=original.card_number,
+            payment_method_ref=original.payment_method_ref,
+            amount=amount,
+            currency=currency,
+            outcome=Outcome.APPROVED,
+            reference=f"tr_{uuid.uuid4().hex[:20]}",
+            message=f"Refund of {original.reference}",
+        )
+        return _result(row)
 
     def _wait(self, charges: int) -> None:
         if not self.latency_ms or not charges:

@@ -295,6 +295,11 @@ class Purchase(models.Model):
         indexes = [
             # Purchase search's default order (newest first) within one client.
             models.Index(fields=["client", "created_at"], name="purchase_client_created_idx"),
+            # Pending purchases (in-flight renewals, unpaid invoices), found
+            # per client before each sweep without reading the paid ones.
+            models.Index(
+                fields=["client"], condition=Q(status="pending"), name="purchase_pending_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

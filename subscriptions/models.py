@@ -71,6 +71,7 @@ class EventCode(models.TextChoices):
     DOWNGRADE = "downgrade", "Item downgraded"
     INCREASE_QUANTITY = "incqty", "Quantity increased"
     MIGRATE_SM2 = "migrateSM2", "Moved to Subscription Management 2.0"
+    CHARGE_REFUNDED = "chargeRefunded", "Charge refunded (could not be applied)"
 
 
 S, IS = SubscriptionStatus, ItemStatus

@@ -78,6 +78,7 @@ def start_sweep(
     work: list[Work] = []
     for one in clients:
         moment = as_of or one.now()  # a sandbox client's test clock
+        reconcile(one, at=moment)
         kinds = {
             kind: list(queryset.order_by("pk").values_list("pk", flat=True))
             for kind, queryset in _due(one, moment).items()
@@ -95,6 +96,28 @@ def start_sweep(
         )
         work += [Work(run, kind, ids) for kind, ids in batches]
     return work
+
+
+# A renewal purchase still pending this long after its batch opened it was
+# left by a worker that died between charging and recording.
+RECONCILE_AFTER = timedelta(minutes=2)
+
+
+def reconcile(client: Client, *, at: datetime) -> Counter[str]:
+    """Before a sweep: every approved charge nobody recorded is recorded, or
+    refunded if it can no longer be applied (``services.reconcile_charge``)."""
+    counts: Counter[str] = Counter()
+    left = Purchase.objects.filter(
+        client=client,
+        category=Purchase.Category.RENEWAL,
+        status=Purchase.Status.PENDING,
+        created_at__lte=at - RECONCILE_AFTER,
+    ).values_list("pk", flat=True)
+    for pk in list(left):
+        outcome = services.reconcile_charge(pk, at=at)
+        if outcome is not None:
+            counts[outcome] += 1
+    return counts
 
 
 def _due(client: Client, as_of: datetime) -> dict[WorkKind, Any]:

@@ -358,6 +358,73 @@ def paid_renewal(
     )
 
 
+class Reconciled(enum.StrEnum):
+    RECORDED = "recorded"  # the approved charge renewed the subscription
+    REFUNDED = "refunded"  # it could no longer be applied: given back
+
+
+def reconcile_charge(purchase_id: int, *, at: datetime) -> Reconciled | None:
+    """A renewal charge the gateway approved but nobody recorded (a worker
+    died between charging and recording): record it if the subscription can
+    still take that interval — whatever changed meanwhile (switched to
+    Manual, in Grace, items changed) —, else refund it with a history entry.
+    Never left, never followed by "payment failed". ``None``: nothing to do
+    (recorded meanwhile, or the gateway never approved it)."""
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        if purchase.status != Purchase.Status.PENDING or purchase.subscription_id is None:
+            return None
+        key = renewal_key(
+            purchase.subscription_id, purchase.interval_no or 0, purchase.charge_attempts + 1
+        )
+        gateway = get_gateway()
+        answer = gateway.lookup(key)
+        if answer is None or not answer.approved:
+            return None
+        locked = lock(purchase.subscription_id)
+        sub = locked.sub
+        charged = set(purchase.items.values_list("subscription_item_id", flat=True))
+        if (
+            sub.last_interval_no + 1 == purchase.interval_no
+            and sub.status in (S.ACTIVE, S.GRACE, S.HOLD)
+            and any(i.pk in charged for i in locked.items_in(IS.ACTIVE))
+        ):
+            record_charge(
+                purchase.pk,
+                answer,
+                actor=SYSTEM,
+                at=at,
+                dates=NextDates.SCHEDULE,
+                on_decline=OnDecline.DUNNING,
+            )
+            return Reconciled.RECORDED
+        # The lock on the purchase is held across the refund, so nobody can
+        # record this payment while it is being given back.
+        refund = gateway.refund(key, purchase.total, purchase.currency, f"refund:{key}")
+        if not refund.approved:
+            return None  # tried again at the next sweep
+        purchase.status, purchase.paid_at = Purchase.Status.REFUNDED, at
+        purchase.refunded_amount, purchase.charge_attempts = (
+            purchase.total,
+            purchase.charge_attempts + 1,
+        )
+        purchase.gateway_reference = answer.reference
+        purchase.save()
+        record(
+            locked,
+            actor=SYSTEM,
+            event_code=E.CHARGE_REFUNDED,
+            at=at,
+            notification=N.REFUND,
+            payload=purchase_payload(purchase, [(sub, locked.items)], E.CHARGE_REFUNDED),
+            purchase=purchase,
+            summary=f"The renewal charge of {purchase.total} {purchase.currency} (purchase "
+            f"{purchase.pk}) was approved but could no longer be applied (subscription "
+            f"{sub.status}); refunded.",
+        )
+        return Reconciled.REFUNDED
+
+
 def apply_paid_renewal(
     purchase: Purchase,
     *,

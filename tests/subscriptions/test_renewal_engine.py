@@ -335,3 +335,60 @@ def test_with_the_broker_down_a_transient_retry_is_left_to_the_next_sweep_and_th
     run = RenewalRun.objects.get(pk=work.run.pk)
     assert (run.status, run.errors, run.batches_done, run.batches_total) == ("finished", 2, 1, 1)
     assert all(fresh(s).status == "Active" for s in subs)  # still due: the next sweep retries
+
+
+# --- reconciliation: approved at the gateway, never recorded -----------------------
+
+
+def _charged_but_not_recorded(sm2, monthly, monkeypatch, number=None):
+    """A batch charges and the worker dies before recording (both paths)."""
+    sub = subscribe(sm2, monthly)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(renewal_sql, "record_paid", killed)
+    monkeypatch.setattr(billing, "record_charge", killed)
+    with pytest.raises(SystemExit):
+        renewals.charge_batch([sub.pk], as_of=FEB28)
+    monkeypatch.undo()
+    purchase = Purchase.objects.get(subscription=sub, category="renewal")
+    assert purchase.status == "pending"
+    assert GatewayCharge.objects.get(idempotency_key=f"renewal:{sub.pk}:2:1").outcome == "approved"
+    return sub, purchase
+
+
+def test_an_approved_charge_is_recorded_even_after_a_switch_to_manual(sm2, monthly, monkeypatch):
+    sub, purchase = _charged_but_not_recorded(sm2, monthly, monkeypatch)
+    services.switch_renewal_type(subscription=sub, renewal_type="Manual", actor=STAFF, at=FEB28)
+    sweep(FEB28 + timedelta(minutes=5))  # reconciles before it looks for due work
+    sub, purchase = fresh(sub), Purchase.objects.get(pk=purchase.pk)
+    assert (purchase.status, sub.status, sub.renewal_type) == ("paid", "Active", "Manual")
+    assert (sub.last_interval_no, sub.next_billing_date) == (2, MAR31)
+    kinds = set(CustomerEmail.objects.filter(subscription=sub).values_list("kind", flat=True))
+    assert "receipt" in kinds and not kinds & {"payment_failed", "invitation"}
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 1
+
+
+def test_an_approved_charge_that_can_no_longer_apply_is_refunded_with_history(
+    sm2, monthly, monkeypatch
+):
+    sub, purchase = _charged_but_not_recorded(sm2, monthly, monkeypatch)
+    services.deactivate_items(subscription=sub, running_nos=[1], actor=STAFF, at=FEB28)
+    sweep(FEB28 + timedelta(minutes=5))
+    sub, purchase = fresh(sub), Purchase.objects.get(pk=purchase.pk)
+    assert (purchase.status, purchase.refunded_amount) == ("refunded", purchase.total)
+    assert sub.status == "Deactivated" and sub.last_interval_no == 1
+    refund = GatewayCharge.objects.get(idempotency_key=f"refund:renewal:{sub.pk}:2:1")
+    assert (refund.amount, refund.outcome) == (purchase.total, "approved")
+    entry = sub.history.get(event_code="chargeRefunded")
+    assert "could no longer be applied" in entry.summary and "refunded" in entry.summary
+    assert not CustomerEmail.objects.filter(subscription=sub, kind="payment_failed").exists()
+    sweep(FEB28 + timedelta(minutes=10))  # once
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="refund:").count() == 1
+
+
+def test_a_charge_still_in_flight_is_left_to_its_batch(sm2, monthly, monkeypatch):
+    sub, purchase = _charged_but_not_recorded(sm2, monthly, monkeypatch)
+    renewals.reconcile(sm2, at=FEB28 + timedelta(seconds=30))  # too recent to be lost
+    assert Purchase.objects.get(pk=purchase.pk).status == "pending"
