@@ -161,8 +161,12 @@ else:
     # worker died) to another worker after this many seconds. It must be
     # longer than the longest task: a renewal batch of 1,000 takes about a
     # second, or about a minute at 1 s of gateway latency (16 in flight).
+    # Workers look for such tasks every CELERY_UNACKED_RESTORE_INTERVAL seconds
+    # (kombu's default would be every 100 s).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600"))
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
+        "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+        "unacked_restore_throttle": 1,
     }
 # A task is acknowledged when it has finished, not when it starts, and a task
 # whose worker process was killed goes back to the queue: every task is safe

@@ -58,7 +58,11 @@ def test_urls_select_postgresql_and_redis(tmp_path):
     # A killed worker's task goes back to the queue, to another worker after
     # the visibility timeout (longer than any batch).
     assert (conf["acks_late"], conf["reject_on_worker_lost"]) == (True, True)
-    assert conf["transport"] == {"visibility_timeout": 600}
+    assert conf["transport"] == {
+        "visibility_timeout": 600,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 
 
 @pytest.fixture

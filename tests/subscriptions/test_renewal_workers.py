@@ -19,6 +19,7 @@ from time_machine import escape_hatch
 
 from commerce import celery_app
 from commerce.models import GatewayCharge, Purchase
+from customers.models import CustomerEmail
 from subscriptions import renewals
 from subscriptions.models import RenewalRun, Subscription
 from subscriptions.tasks import process_batch, sweep
@@ -206,3 +207,34 @@ def test_a_worker_killed_mid_batch_leaves_nothing_charged_twice(workers, due_set
     assert set(paid_per_subscription(due_set).values()) == {1}
     assert all_renewed(due_set)()
     assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 30
+
+
+def test_a_killed_workers_batches_are_finished_without_a_further_sweep(workers, due_set):
+    """SIGKILL of the whole worker mid-run, then no sweep: its unacknowledged
+    batches go back to the queue (after the broker's visibility timeout, 5 s
+    here) and another worker finishes them — everyone renewed once, the run
+    closed, every approved charge recorded, no receipt twice."""
+    env = dict(
+        RENEWAL_BATCH_SIZE=10,
+        TEST_GATEWAY_LATENCY_MS=150,
+        TEST_GATEWAY_CONCURRENCY=1,
+        CELERY_VISIBILITY_TIMEOUT=5,
+        CELERY_UNACKED_RESTORE_INTERVAL=2,
+    )
+    first = workers.start(concurrency=1, **env)
+    sweep.apply_async(kwargs={"trigger": "test"}, queue=workers.queue)
+    wait_for(lambda: sum(paid_per_subscription(due_set).values()) >= 10, "a first batch")
+    time.sleep(0.5)  # the second batch is claimed and in the gateway
+    workers.kill(first)
+    assert sum(paid_per_subscription(due_set).values()) < 30
+    workers.start(concurrency=1, **env)
+    wait_for(all_renewed(due_set), "every subscription to renew, with no further sweep")
+    wait_for(lambda: not RenewalRun.objects.filter(status="running").exists(), "the run to close")
+    assert set(paid_per_subscription(due_set).values()) == {1}
+    approved = GatewayCharge.objects.filter(
+        idempotency_key__startswith="renewal:", outcome="approved"
+    )
+    assert approved.count() == 30  # charged once each ...
+    assert Purchase.objects.filter(category="renewal", status="paid").count() == 30  # ... recorded
+    receipts = CustomerEmail.objects.filter(subscription__in=due_set, kind="receipt")
+    assert receipts.count() == 30 + 30  # sign-up and renewal, none twice
