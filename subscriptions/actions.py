@@ -200,7 +200,7 @@ def perform(
         "change-date": lambda: services.change_next_billing_date(
             subscription=sub, next_billing_date=_date(new_date), actor=actor
         ),
-        "renew-now": lambda: _renew_now(sub, actor),
+        "renew-now": lambda: services.renew_now(subscription=sub, actor=actor),
         "mark-paid": lambda: _mark_paid(sub, actor),
     }
     result = runners[name]()
@@ -225,14 +225,6 @@ def _date(value: datetime | None) -> datetime:
     return value
 
 
-def _renew_now(sub: Subscription, actor: services.Actor) -> services.ChargeOutcome | Purchase:
-    if not sub.payment_method.is_online:
-        return services.issue_renewal_invoice(subscription=sub, actor=actor)
-    if sub.status in (S.GRACE, S.HOLD):
-        return services.pay_overdue(subscription=sub, actor=actor)
-    return services.renew_early(subscription=sub, actor=actor)
-
-
 def _mark_paid(sub: Subscription, actor: services.Actor) -> Purchase:
     invoice = pending_invoice(sub)
     if invoice is None:
@@ -252,13 +244,13 @@ def offered_to_customer(
         return []
     out: list[tuple[str, str, int | None]] = []
     if sub.sm_version == SMVersion.V2:
-        if sub.renewal_type == RenewalType.AUTOMATIC:
+        if any(sub.customer_can_stop(i) for i in items):
             out.append(("renewal-off", "Turn off automatic renewal", None))
         else:
             out.append(("renewal-on", "Turn on automatic renewal", None))
     else:
         for item in items:
-            if item.status == IS.ACTIVE:
+            if sub.customer_can_stop(item):
                 out.append(("cancel-item", f"Cancel {item.product.name}", item.running_no))
             elif item.status in (IS.DEACTIVATED, IS.AWAITING_REINSTATE):
                 out.append(("reinstate-item", f"Reinstate {item.product.name}", item.running_no))
@@ -288,7 +280,7 @@ def perform_for_customer(
     elif action == "renew-invoice":
         services.issue_renewal_invoice(subscription=sub, actor=actor)
     else:
-        outcome = _renew_now(sub, actor)
+        outcome = services.renew_now(subscription=sub, actor=actor)
         if isinstance(outcome, Purchase):
             return  # an invoice subscription: its renewal invoice is on its way
         if outcome.status != services.TransactionStatus.SUCCESS:

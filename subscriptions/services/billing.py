@@ -669,6 +669,17 @@ def renew_early(
     )
 
 
+def renew_now(*, subscription: Subscription, actor: Actor) -> ChargeOutcome | Purchase:
+    """**Renew now** (staff tab, portal): an invoice subscription gets its
+    renewal invoice; a card in Grace or Hold pays the overdue renewal (the
+    payment starts the new interval); an Active one renews early."""
+    if not subscription.payment_method.is_online:
+        return issue_renewal_invoice(subscription=subscription, actor=actor)
+    if subscription.status in (S.GRACE, S.HOLD):
+        return pay_overdue(subscription=subscription, actor=actor)
+    return renew_early(subscription=subscription, actor=actor)
+
+
 def issue_renewal_invoice(
     *,
     subscription: Subscription,
