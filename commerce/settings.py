@@ -194,13 +194,16 @@ CELERY_TASK_ROUTES = {
 WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", DEBUG)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
-# A late-acked task whose worker died is handed out again after this long.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Subscriptions per renewal batch (one task).
 RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "1000"))
 # PostgreSQL: plain renewals claimed and recorded in set-based SQL (subscriptions.renewal_sql).
 RENEWAL_SET_BASED = os.environ.get("RENEWAL_SET_BASED", "true").lower() != "false"
+# A running renewal run none of whose batches finished for this many seconds is
+# stalled: beat's "Resume stalled renewal runs" (every 30 s) sends its unfinished
+# batches again. Longer than a batch takes; shorter than CELERY_VISIBILITY_TIMEOUT.
+RENEWAL_STALL_AFTER = int(os.environ.get("RENEWAL_STALL_AFTER", "180"))
 
 # --- Payments -------------------------------------------------------------
 # The built-in test gateway answers by card number (docs/renewals.md); latency in ms

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from . import services
 from .errors import DomainError
-from .models import HistoryEntry, RenewalRun, Subscription, SubscriptionItem
+from .models import HistoryEntry, RenewalBatch, RenewalRun, Subscription, SubscriptionItem
 
 
 class SubscriptionItemInline(admin.TabularInline):
@@ -110,8 +110,27 @@ class HistoryEntryAdmin(admin.ModelAdmin):
         return False
 
 
+class RenewalBatchInline(admin.TabularInline):
+    """A run's batches: what is still out, how often each was sent."""
+
+    model = RenewalBatch
+    fields = ("kind", "attempt", "size", "sent_at", "sends", "done_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description="Subscriptions")
+    def size(self, batch: RenewalBatch) -> int:
+        return len(batch.ids)
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(RenewalRun)
 class RenewalRunAdmin(admin.ModelAdmin):
+    inlines = [RenewalBatchInline]
     list_display = (
         "id",
         "client",
@@ -126,6 +145,7 @@ class RenewalRunAdmin(admin.ModelAdmin):
         "errors",
         "reminders",
         "dunning",
+        "resumes",
     )
     list_filter = ("client", "status", "trigger")
     search_fields = ("=id",)

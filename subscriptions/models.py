@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from commerce.models import SMVersion
 
@@ -455,6 +456,15 @@ class RenewalRun(models.Model):
     errors = models.PositiveIntegerField(default=0)
     reminders = models.PositiveIntegerField(default=0)
     dunning = models.PositiveIntegerField(default=0)
+    progress_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a batch of this run last finished"
+    )
+    resumed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the run was last found stalled and its unfinished batches re-sent",
+    )
+    resumes = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -463,7 +473,57 @@ class RenewalRun(models.Model):
         return f"Run {self.pk} ({self.status})"
 
     @property
+    def is_stalled(self) -> bool:
+        """Running, and no batch finished for ``RENEWAL_STALL_AFTER`` seconds."""
+        if self.status != self.Status.RUNNING or self.progress_at is None:
+            return False
+        return timezone.now() - self.progress_at > timedelta(seconds=settings.RENEWAL_STALL_AFTER)
+
+    @property
+    def resumed_text(self) -> str:
+        """'resumed once', 'resumed 3 times' or ''."""
+        if not self.resumes:
+            return ""
+        return "resumed once" if self.resumes == 1 else f"resumed {self.resumes} times"
+
+    @property
     def progress_percent(self) -> int:
         if not self.batches_total:
             return 100 if self.status == self.Status.FINISHED else 0
         return min(100, round(100 * self.batches_done / self.batches_total))
+
+
+class WorkKind(models.TextChoices):
+    """What a renewal batch does."""
+
+    CHARGES = "charges", "Renewal charges"
+    REMINDERS = "reminders", "Reminders"
+    DUNNING = "dunning", "Dunning"
+
+
+class RenewalBatch(models.Model):
+    """One batch of a run (docs/renewals.md): the ids a worker is sent. It is
+    finished once (``done_at``), whatever the number of deliveries, so a run
+    knows which batches are still out and can send them again if it stalls."""
+
+    run = models.ForeignKey(RenewalRun, on_delete=models.CASCADE, related_name="batches")
+    kind = models.CharField(max_length=10, choices=WorkKind.choices)
+    ids = models.JSONField(help_text="Subscription ids")
+    attempt = models.PositiveSmallIntegerField(
+        default=0, help_text="0 for the sweep's batch; 1, 2, 3 for retries of transient errors"
+    )
+    sent_at = models.DateTimeField(help_text="When it was last sent, or when its retry is due")
+    sends = models.PositiveSmallIntegerField(default=1)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["run", "sent_at"],
+                name="renewal_batch_open",
+                condition=models.Q(done_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} of run {self.run_id} ({self.kind}, {len(self.ids)})"

@@ -16,7 +16,6 @@ safe to run twice and concurrently. The rules are the lifecycle services'
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,11 +35,13 @@ from customers.models import CustomerEmail
 from . import renewal_sql, services
 from .models import (
     ItemStatus,
+    RenewalBatch,
     RenewalRun,
     RenewalType,
     Subscription,
     SubscriptionItem,
     SubscriptionStatus,
+    WorkKind,
 )
 from .notifications import outbox
 from .notifications.payloads import subscription_payload
@@ -51,31 +52,17 @@ S, N = SubscriptionStatus, NotificationType
 R, T = services.RenewalOutcome, services.TransactionStatus
 
 
-class WorkKind(enum.StrEnum):
-    """What a batch does."""
-
-    CHARGES = "charges"
-    REMINDERS = "reminders"
-    DUNNING = "dunning"
-
-
 # --- sweeps ------------------------------------------------------------------------
-
-
-@dataclass
-class Work:
-    run: RenewalRun
-    kind: WorkKind
-    ids: list[int]
 
 
 def start_sweep(
     *, as_of: datetime | None = None, client: Client | None = None, trigger: str = "beat"
-) -> list[Work]:
-    """Record one RenewalRun per client with due work and return its batches.
-    The caller runs them (``run_renewals``) or sends them to workers."""
+) -> list[RenewalBatch]:
+    """Record one RenewalRun per client with due work, with its batches, and
+    return the batches. The caller runs them (``run_renewals``) or sends them
+    to workers."""
     clients = [client] if client is not None else list(Client.objects.order_by("pk"))
-    work: list[Work] = []
+    work: list[RenewalBatch] = []
     for one in clients:
         moment = as_of or one.now()  # a sandbox client's test clock
         reconcile(one, at=moment)
@@ -83,18 +70,24 @@ def start_sweep(
             kind: list(queryset.order_by("pk").values_list("pk", flat=True))
             for kind, queryset in _due(one, moment).items()
         }
-        batches = [(kind, chunk) for kind, ids in kinds.items() for chunk in _chunks(ids)]
-        if not batches:
+        chunks = [(kind, chunk) for kind, ids in kinds.items() for chunk in _chunks(ids)]
+        if not chunks:
             continue
-        run = RenewalRun.objects.create(
-            client=one,
-            trigger=trigger,
-            as_of=moment,
-            started_at=timezone.now(),
-            batches_total=len(batches),
-            due=len(kinds[WorkKind.CHARGES]),
-        )
-        work += [Work(run, kind, ids) for kind, ids in batches]
+        now = timezone.now()
+        with transaction.atomic():
+            run = RenewalRun.objects.create(
+                client=one,
+                trigger=trigger,
+                as_of=moment,
+                started_at=now,
+                progress_at=now,
+                batches_total=len(chunks),
+                due=len(kinds[WorkKind.CHARGES]),
+            )
+            batches = RenewalBatch.objects.bulk_create(
+                RenewalBatch(run=run, kind=kind, ids=ids, sent_at=now) for kind, ids in chunks
+            )
+        work += batches
     return work
 
 
@@ -171,19 +164,32 @@ def run_batch(kind: str, ids: list[int], *, as_of: datetime) -> BatchOutcome:
     return BatchOutcome(process(ids, as_of=as_of), [])
 
 
-@transaction.atomic
-def retry_later(run_id: int, batches: int = 1) -> None:
-    """A batch of transient failures goes round again: one more batch to wait
-    for (``batches=-1``: it could not be sent after all, so one fewer)."""
-    RenewalRun.objects.filter(pk=run_id).update(batches_total=F("batches_total") + batches)
-    _close_if_done(run_id)
+def run_in_process(batch: RenewalBatch) -> BatchOutcome:
+    """Run one batch in this process and finish it (the command, test
+    clocks): no retries of transient errors — the next sweep has them."""
+    outcome = run_batch(batch.kind, batch.ids, as_of=batch.run.as_of)
+    finish_batch(batch.pk, outcome.counts)
+    return outcome
 
 
 @transaction.atomic
-def finish_batch(run_id: int, counts: Counter[str]) -> None:
-    """Add a batch's counts; the last batch closes the run (conditional update)."""
-    RenewalRun.objects.filter(pk=run_id).update(
+def finish_batch(batch_id: int, counts: Counter[str], *, retry: RenewalBatch | None = None) -> bool:
+    """Add a batch's counts to its run, once: a batch delivered twice (or a
+    re-sent stalled one) counts once. ``retry``: a batch of transient errors
+    to run later, recorded with it. The last batch closes the run. False if
+    the batch was already finished."""
+    now = timezone.now()
+    batch = RenewalBatch.objects.select_for_update().get(pk=batch_id)
+    if batch.done_at is not None:
+        return False
+    batch.done_at = now
+    batch.save(update_fields=["done_at"])
+    if retry is not None:
+        retry.save()
+    RenewalRun.objects.filter(pk=batch.run_id).update(
         batches_done=F("batches_done") + 1,
+        batches_total=F("batches_total") + (0 if retry is None else 1),
+        progress_at=now,
         charged=F("charged") + counts["charged"],
         declined=F("declined") + counts["declined"],
         skipped=F("skipped") + counts["skipped"],
@@ -191,13 +197,61 @@ def finish_batch(run_id: int, counts: Counter[str]) -> None:
         reminders=F("reminders") + counts["reminded"],
         dunning=F("dunning") + counts["dunning"],
     )
-    _close_if_done(run_id)
+    close_if_done(batch.run_id)
+    return True
 
 
-def _close_if_done(run_id: int) -> None:
-    RenewalRun.objects.filter(
-        pk=run_id, batches_done__gte=F("batches_total"), status=RenewalRun.Status.RUNNING
-    ).update(status=RenewalRun.Status.FINISHED, finished_at=timezone.now())
+def retry_batch(batch: RenewalBatch, ids: list[int], *, due_at: datetime) -> RenewalBatch:
+    """The batch that tries ``ids`` (transient gateway errors) again at ``due_at``."""
+    return RenewalBatch(
+        run_id=batch.run_id, kind=batch.kind, ids=ids, attempt=batch.attempt + 1, sent_at=due_at
+    )
+
+
+def close_if_done(run_id: int) -> bool:
+    """Finish a running run none of whose batches is still out."""
+    out = RenewalBatch.objects.filter(run=OuterRef("pk"), done_at__isnull=True)
+    return bool(
+        RenewalRun.objects.filter(pk=run_id, status=RenewalRun.Status.RUNNING)
+        .exclude(Exists(out))
+        .update(status=RenewalRun.Status.FINISHED, finished_at=timezone.now())
+    )
+
+
+def stalled_batches(*, now: datetime | None = None) -> list[RenewalBatch]:
+    """Unfinished batches of runs that made no progress for
+    ``RENEWAL_STALL_AFTER`` seconds, each sent (or due) at least that long
+    ago, marked as sent again now; the run records the resume. The caller
+    sends them after commit. Runs left with nothing out are closed."""
+    now = now or timezone.now()
+    quiet = now - timedelta(seconds=settings.RENEWAL_STALL_AFTER)
+    resent: list[RenewalBatch] = []
+    running = RenewalRun.objects.filter(status=RenewalRun.Status.RUNNING, progress_at__lte=quiet)
+    for run_id in list(running.values_list("pk", flat=True)):
+        with transaction.atomic():
+            run = (
+                RenewalRun.objects.select_for_update(skip_locked=True)
+                .filter(pk=run_id, status=RenewalRun.Status.RUNNING, progress_at__lte=quiet)
+                .first()
+            )
+            if run is None:
+                continue  # finished, progressed, or another watcher has it
+            batches = list(
+                RenewalBatch.objects.select_for_update()
+                .filter(run=run, done_at__isnull=True, sent_at__lte=quiet)
+                .select_related("run")
+            )
+            if not batches:
+                close_if_done(run.pk)
+                continue
+            RenewalBatch.objects.filter(pk__in=[b.pk for b in batches]).update(
+                sent_at=now, sends=F("sends") + 1
+            )
+            run.resumed_at = run.progress_at = now
+            run.resumes += 1
+            run.save(update_fields=["resumed_at", "progress_at", "resumes"])
+            resent += batches
+    return resent
 
 
 # --- charges ----------------------------------------------------------------------------

@@ -33,16 +33,16 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from commerce import locks
 from commerce.models import OutboxNotification, WebhookDelivery, WebhookEndpoint
 
 MAX_ATTEMPTS = 24
@@ -141,27 +141,11 @@ def next_attempt(endpoint_id: int) -> datetime | None:
 
 
 # The first key of the advisory locks that keep one task per endpoint sending.
-ENDPOINT_LOCK = 7301
-
-
-@contextmanager
-def sending_to(endpoint_id: int) -> Iterator[bool]:
-    """Whether this task is the one sending to the endpoint now (PostgreSQL
-    advisory lock, released at the end or when the worker's connection
-    dies): one process per endpoint at most, so a slow receiver can hold up
-    one worker process, never all of them. Elsewhere there is one worker."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ENDPOINT_LOCK, endpoint_id])
-        got = bool(cursor.fetchone()[0])
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ENDPOINT_LOCK, endpoint_id])
+def sending_to(endpoint_id: int) -> AbstractContextManager[bool]:
+    """Whether this task is the one sending to the endpoint now (an advisory
+    lock): one process per endpoint at most, so a slow receiver can hold up
+    one worker process, never all of them."""
+    return locks.held(locks.LockSpace.WEBHOOK_ENDPOINT, endpoint_id)
 
 
 def send_due(

@@ -101,3 +101,16 @@ def test_subscriptions_and_purchases_cannot_be_deleted_in_admin(operator, signed
     assert operator.get(url).status_code == 403
     url = reverse("admin:commerce_purchase_delete", args=[signed_up.purchase.pk])
     assert operator.get(url).status_code == 403
+
+
+def test_a_renewal_run_shows_its_batches(operator, sm2, monthly):
+    from datetime import UTC, datetime
+
+    from subscriptions import renewals
+
+    sign_up(sm2, monthly, email="due@example.com")
+    (batch,) = renewals.start_sweep(as_of=datetime(2026, 3, 1, tzinfo=UTC), client=sm2)
+    page = operator.get(f"/admin/subscriptions/renewalrun/{batch.run.pk}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Renewal charges" in text and "Subscriptions" in text

@@ -22,8 +22,7 @@ MAR31 = datetime(2026, 3, 31, 12, tzinfo=UTC)
 def sweep(at):
     """What beat and the workers do, in this process."""
     for work in renewals.start_sweep(as_of=at):
-        outcome = renewals.run_batch(work.kind, work.ids, as_of=at)
-        renewals.finish_batch(work.run.pk, outcome.counts)
+        renewals.run_in_process(work)
 
 
 def charges_of(sub):

@@ -55,8 +55,7 @@ WRITE_ORDER = {"id"}  # ids of new rows follow the order of writing, not a rule
 def sweep(at: datetime) -> None:
     """What beat and the workers do, in this process."""
     for work in renewals.start_sweep(as_of=at):
-        outcome = renewals.run_batch(work.kind, work.ids, as_of=at)
-        renewals.finish_batch(work.run.pk, outcome.counts)
+        renewals.run_in_process(work)
 
 
 def rows() -> dict[str, list[Any]]:

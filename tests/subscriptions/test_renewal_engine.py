@@ -9,7 +9,7 @@ from commerce.gateway import CARD_DECLINES_AFTER_FIRST, CARD_TRANSIENT_ERROR, Te
 from commerce.models import GatewayCharge, OutboxNotification, Purchase
 from customers.models import CustomerEmail
 from subscriptions import renewal_sql, renewals, services
-from subscriptions.models import RenewalRun, Subscription
+from subscriptions.models import RenewalBatch, RenewalRun, Subscription
 from subscriptions.services import billing
 from tests.conftest import (
     STAFF,
@@ -31,8 +31,7 @@ def sweep(at, **kwargs):
     """What beat + workers do, in-process."""
     work = renewals.start_sweep(as_of=at, **kwargs)
     for item in work:
-        outcome = renewals.run_batch(item.kind, item.ids, as_of=item.run.as_of)
-        renewals.finish_batch(item.run.pk, outcome.counts)
+        renewals.run_in_process(item)
     return work
 
 
@@ -306,18 +305,55 @@ def test_a_lost_database_connection_retries_the_batch_and_the_run_finishes(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(renewals, "run_batch", restarted_once)
-    tasks.process_batch.apply(
-        (work.run.pk, work.kind, work.ids, work.run.as_of.isoformat()), retries=0
-    )
+    tasks.process_batch.apply((work.pk,), retries=0)
     run = RenewalRun.objects.get(pk=work.run.pk)
     assert len(calls) == 2  # retried
     assert (run.status, run.charged) == ("finished", 3)
     assert [paid_renewals(s) for s in subs] == [1, 1, 1]
 
 
-def test_with_the_broker_down_a_transient_retry_is_left_to_the_next_sweep_and_the_run_closes(
+def test_a_database_error_while_finishing_retries_only_the_finishing_with_the_counts(
     sm2, monthly, monkeypatch
 ):
+    from django.db import OperationalError
+
+    from subscriptions import tasks
+
+    subs, work = _one_batch_run(sm2, monthly)
+    real, ran, finishing = renewals.finish_batch, [], []
+    real_run = renewals.run_batch
+    monkeypatch.setattr(renewals, "run_batch", lambda *a, **k: ran.append(1) or real_run(*a, **k))
+
+    def restarted_once(*args, **kwargs):
+        finishing.append(1)
+        if len(finishing) == 1:
+            raise OperationalError("terminating connection due to administrator command")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(renewals, "finish_batch", restarted_once)
+    tasks.process_batch.apply((work.pk,), retries=0)
+    run = RenewalRun.objects.get(pk=work.run.pk)
+    assert (len(ran), len(finishing)) == (1, 2)  # the batch ran once, finishing twice
+    assert (run.status, run.charged, run.skipped) == ("finished", 3, 0)  # its true counts
+    assert [paid_renewals(s) for s in subs] == [1, 1, 1]
+
+
+def test_a_batch_delivered_again_after_it_finished_counts_once(sm2, monthly):
+    from subscriptions import tasks
+
+    subs, work = _one_batch_run(sm2, monthly)
+    tasks.process_batch.apply((work.pk,))
+    tasks.process_batch.apply((work.pk,))
+    run = RenewalRun.objects.get(pk=work.run.pk)
+    assert (run.status, run.charged, run.skipped, run.batches_done) == ("finished", 3, 0, 1)
+
+
+def test_with_the_broker_down_a_transient_retry_is_sent_when_the_run_is_found_stalled(
+    sm2, monthly, monkeypatch, clock, settings, django_capture_on_commit_callbacks
+):
+    """The retry batch is recorded with the batch that needs it; it could not
+    be sent, so the run stays open, shows as stalled, and beat's
+    ``resume_stalled`` sends it — no further sweep, true counts at the end."""
     from kombu.exceptions import OperationalError as BrokerError
 
     from subscriptions import tasks
@@ -326,15 +362,89 @@ def test_with_the_broker_down_a_transient_retry_is_left_to_the_next_sweep_and_th
     for sub in subs:
         sub.payment_method.card_number = CARD_TRANSIENT_ERROR
         sub.payment_method.save()
+    real_send = tasks.process_batch.apply_async
 
     def broker_down(*args, **kwargs):
         raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(tasks.process_batch, "apply_async", broker_down)
-    tasks.process_batch.apply((work.run.pk, work.kind, work.ids, work.run.as_of.isoformat()))
+    with django_capture_on_commit_callbacks(execute=True) as sends:
+        tasks.process_batch.apply((work.pk,))
+    assert len(sends) == 1  # tried, and failed
     run = RenewalRun.objects.get(pk=work.run.pk)
-    assert (run.status, run.errors, run.batches_done, run.batches_total) == ("finished", 2, 1, 1)
-    assert all(fresh(s).status == "Active" for s in subs)  # still due: the next sweep retries
+    assert (run.status, run.errors, run.batches_done, run.batches_total) == ("running", 2, 1, 2)
+    clock.shift(timedelta(seconds=settings.RENEWAL_STALL_AFTER + 1))
+    assert tasks.resume_stalled.apply().get() == 0  # not stalled: its retry was due 30 s later
+    # The broker is back, the card works now; 30 s (the retry's wait) + the stall time later:
+    monkeypatch.setattr(tasks.process_batch, "apply_async", real_send)
+    for sub in subs:
+        sub.payment_method.card_number = "4242424242424242"
+        sub.payment_method.save()
+    clock.shift(timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.resume_stalled.apply().get() == 1
+    run.refresh_from_db()
+    assert (run.status, run.charged, run.errors, run.resumes) == ("finished", 2, 2, 1)
+    assert run.resumed_at is not None
+    assert [paid_renewals(s) for s in subs] == [1, 1]
+
+
+def test_a_run_whose_batches_were_lost_is_resumed_and_the_page_says_so(
+    sm2, monthly, clock, settings, login, django_capture_on_commit_callbacks
+):
+    """Batches sent and lost (a broker restart without persistence): no
+    progress for RENEWAL_STALL_AFTER seconds, then beat re-sends exactly the
+    unfinished ones; the run closes with its true counts."""
+    from subscriptions import tasks
+
+    settings.RENEWAL_BATCH_SIZE = 2
+    subs = many(sm2, monthly, 5)
+    clock.move_to(FEB28)
+    first, *lost = renewals.start_sweep(client=sm2, as_of=FEB28)
+    assert len(lost) == 2
+    tasks.process_batch.apply((first.pk,))  # one batch arrived; two were lost
+    run = RenewalRun.objects.get(pk=first.run.pk)
+    assert (run.status, run.batches_done, run.charged) == ("running", 1, 2)
+    clock.shift(timedelta(seconds=settings.RENEWAL_STALL_AFTER - 5))
+    assert tasks.resume_stalled.apply().get() == 0  # progress 175 s ago: not stalled yet
+    clock.shift(timedelta(seconds=10))
+    with django_capture_on_commit_callbacks() as sends:
+        assert tasks.resume_stalled.apply().get() == 2
+    assert len(sends) == 2
+    assert RenewalBatch.objects.filter(sends=2).count() == 2  # the lost ones, not the first
+    assert set(RenewalBatch.objects.filter(sends=2).values_list("pk", flat=True)) == {
+        b.pk for b in lost
+    }
+    page = login(sm2).get("/renewals/").content.decode()
+    run.refresh_from_db()
+    assert f"stalled — resumed at {run.resumed_at:%H:%M:%S}" in page
+    assert 'hx-trigger="every 2s"' in page  # still polled: it is running again
+    assert tasks.resume_stalled.apply().get() == 0  # just resumed: waits again
+    for send in sends:
+        send()  # the broker is back: the workers get them
+    run.refresh_from_db()
+    assert (run.status, run.charged, run.skipped, run.batches_done, run.resumes) == (
+        "finished",
+        5,
+        0,
+        3,
+        1,
+    )
+    assert [paid_renewals(s) for s in subs] == [1] * 5
+    assert "stalled — resumed" not in login(sm2).get("/renewals/").content.decode()
+    assert "resumed once" in login(sm2).get("/renewals/").content.decode()
+
+
+def test_a_running_run_with_nothing_out_is_closed_by_the_watcher(sm2, monthly, clock, settings):
+    from subscriptions import tasks
+
+    run = RenewalRun.objects.create(
+        client=sm2, as_of=T0, started_at=T0, progress_at=T0, batches_total=3
+    )  # e.g. left running by an older version
+    clock.shift(timedelta(seconds=settings.RENEWAL_STALL_AFTER + 1))
+    tasks.resume_stalled.apply()
+    run.refresh_from_db()
+    assert run.status == "finished" and run.finished_at is not None
 
 
 # --- reconciliation: approved at the gateway, never recorded -----------------------

@@ -18,9 +18,7 @@ def test_runs_page_shows_past_runs_and_polls_a_running_one(login, sm2, monthly):
     assert 'hx-trigger="every 2s"' in page and "0 of 1 batches" in page
     assert RenewalRun.objects.count() == 2 and page.count("running 0%") == 1  # only our run
     for item in work:
-        renewals.finish_batch(
-            item.run.pk, renewals.run_batch(item.kind, item.ids, as_of=FEB28).counts
-        )
+        renewals.run_in_process(item)
     partial = staff.get("/renewals/", headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in partial and "every 2s" not in partial
     assert ">1</td>" in partial  # one charged

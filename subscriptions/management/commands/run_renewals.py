@@ -35,8 +35,7 @@ class Command(BaseCommand):
         totals: Counter[str] = Counter()
         with tqdm(total=len(work), unit="batch", file=self.stderr._out, disable=not work) as bar:
             for item in work:
-                outcome = renewals.run_batch(item.kind, item.ids, as_of=moment)
-                renewals.finish_batch(item.run.pk, outcome.counts)
+                outcome = renewals.run_in_process(item)
                 totals.update(outcome.counts)
                 bar.update(1)
                 bar.set_postfix(charged=totals["charged"], declined=totals["declined"])
