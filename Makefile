@@ -24,6 +24,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# `make run` is the explicit development mode (COMMERCE_DEV=1, docs/deploy.md).
+run: export COMMERCE_DEV ?= 1
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_demo
@@ -39,9 +41,14 @@ test: install-dev lint
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	$(BIN)/pytest
 
-# ruff, mypy, and the import-linter contracts (apps depend one way, no cycles).
+# ruff, mypy, the import-linter contracts (apps depend one way, no cycles), and
+# Django's deployment checks in production shape (no development mode).
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy commerce customers subscriptions
 	$(BIN)/lint-imports --no-cache
+	env -u COMMERCE_DEV -u DEBUG COMMERCE_VAR_DIR="$$(mktemp -d)" \
+	  SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	  ALLOWED_HOSTS=billing.example.com CACHE_URL=redis://127.0.0.1:6379/1 \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING

@@ -204,6 +204,7 @@ def main() -> None:
     os.environ["DATABASE_URL"] = BENCH_URL
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commerce.settings")
     os.environ["DEBUG"] = "false"
+    os.environ.setdefault("COMMERCE_DEV", "1")
     if not args.reuse:
         recreate_database()
     import django

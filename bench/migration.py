@@ -146,7 +146,10 @@ def main() -> None:
     parser.add_argument("--subs", type=int, default=1_000_000)
     args = parser.parse_args()
     os.environ.update(
-        DATABASE_URL=DB_URL, DEBUG="false", DJANGO_SETTINGS_MODULE="commerce.settings"
+        DATABASE_URL=DB_URL,
+        DEBUG="false",
+        COMMERCE_DEV="1",
+        DJANGO_SETTINGS_MODULE="commerce.settings",
     )
     recreate_database()
     import django

@@ -305,6 +305,7 @@ def main() -> None:
         DATABASE_URL=DB_URL,
         CELERY_BROKER_URL=BROKER,
         DEBUG="false",
+        COMMERCE_DEV="1",
         DJANGO_SETTINGS_MODULE="commerce.settings",
     )
     recreate_database()

@@ -87,3 +87,18 @@ def context_processor(request: HttpRequest) -> dict[str, Any]:
         "can_change": can(membership, "support"),
         "can_admin": can(membership, "admin"),
     }
+
+
+class NoStoreMiddleware:
+    """Pages for a signed-in user (staff, operators) are never kept by the
+    browser or a proxy: ``Cache-Control: no-store``. Static files and
+    anonymous pages keep their own headers."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if request.user.is_authenticated:
+            response["Cache-Control"] = "no-store"
+        return response

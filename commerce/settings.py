@@ -1,14 +1,23 @@
-"""Settings from environment variables.
+"""Settings from environment variables (docs/deploy.md).
 
-Nothing set: SQLite in ./var and a Celery broker on kombu's filesystem transport,
-so the app runs on a fresh machine with no servers. Production shape:
-DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://...
+Safe by default: DEBUG is off and the app refuses to start without
+SECRET_KEY, unless COMMERCE_DEV=1 asks for the explicit development mode
+(what ``make run`` and the tests use: DEBUG on, a secret generated once per
+machine in ./var, plain-HTTP cookies).
+
+Nothing else set: SQLite in ./var and a Celery broker on kombu's filesystem
+transport, so the app runs on a fresh machine with no servers. Production
+shape: DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://...
 """
 
 import os
+import secrets
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COMMERCE_VAR_DIR", BASE_DIR / "var"))
@@ -19,9 +28,32 @@ def env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+DEV_MODE = env_bool("COMMERCE_DEV", False)
+DEBUG = env_bool("DEBUG", DEV_MODE)
+
+
+def _dev_secret() -> str:
+    """Development mode only: a random key made once per machine (never a
+    published one), kept in ./var."""
+    path = VAR_DIR / "dev-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEV_MODE:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY (50+ random characters, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or set "
+            "COMMERCE_DEV=1 for the development mode (docs/deploy.md)."
+        )
+    SECRET_KEY = _dev_secret()
+ALLOWED_HOSTS = os.environ.get(
+    "ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEV_MODE else ""
+).split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,6 +70,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from static (no CDN)
     "django_celery_beat",
+    "axes",
+    "csp",
     "commerce",
     "customers",
     "subscriptions",
@@ -45,13 +79,23 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "commerce.access.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: locks out after repeated failed sign-ins (per user and per address).
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "commerce.urls"
@@ -76,7 +120,16 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # Connections are kept for DB_CONN_MAX_AGE seconds by production servers
+    # (gunicorn's sync workers: one per process) and checked before reuse. The
+    # development server opens a thread per request, so it keeps none.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"],
+            conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0" if DEV_MODE else "60")),
+            conn_health_checks=True,
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -105,28 +158,113 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Static files are served by the app itself (whitenoise), from STATIC_ROOT
+# after `collectstatic` (docs/deploy.md), or from the sources in development.
+WHITENOISE_USE_FINDERS = DEV_MODE
+WHITENOISE_AUTOREFRESH = DEV_MODE
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 
-# The API's rate limit counts calls in the cache: per process unless
-# CACHE_URL (redis://...) makes it shared by every web process.
-if os.environ.get("CACHE_URL"):
+# --- Security -----------------------------------------------------------------
+# Staff sessions end after STAFF_SESSION_SECONDS (8 h) or when the browser closes.
+SESSION_COOKIE_AGE = int(os.environ.get("STAFF_SESSION_SECONDS", str(8 * 3600)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if not DEBUG:
+    # HTTPS only: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload is a commitment for the whole domain: SECURE_HSTS_PRELOAD=1 opts in.
+    "security.W021",
+    # Django's own Redis cache backend: atomic INCR, just not on django-ratelimit's list.
+    "django_ratelimit.W001",
+]
+# Content Security Policy (django-csp): scripts and styles from this site only,
+# no inline script, no framing. Swagger UI (/api/docs/) runs inline scripts:
+# it is exempt (csp_exempt in the API's URLs).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+
+def _cache_url() -> str:
+    """CACHE_URL, else the Redis broker's server (database 1)."""
+    if os.environ.get("CACHE_URL"):
+        return os.environ["CACHE_URL"]
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if broker.startswith(("redis://", "rediss://")):
+        return urlunsplit(urlsplit(broker)._replace(path="/1"))
+    return ""
+
+
+# Limits (sign-in lockout, API rate, portal link requests, checkout) count in
+# the cache with atomic increments: Redis, shared by every web process.
+CACHE_URL = _cache_url()
+if CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["CACHE_URL"],
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "commerce"),
         }
     }
+elif DEV_MODE:
+    # One web process in development: a per-process cache counts correctly.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+else:
+    raise ImproperlyConfigured(
+        "The limits need a shared cache: set CACHE_URL=redis://... (or a Redis "
+        "CELERY_BROKER_URL, whose server is then used), or COMMERCE_DEV=1."
+    )
+RATELIMIT_VIEW = "commerce.limits.too_many"
+
+# Sign-in lockout (django-axes): AXES_FAILURE_LIMIT wrong passwords for one
+# username, or from one address, lock sign-in for AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# Portal link requests and checkout, per client address and per e-mail address.
+PORTAL_LINK_RATE_PER_ADDRESS = os.environ.get("PORTAL_LINK_RATE_PER_ADDRESS", "10/h")
+PORTAL_LINK_RATE_PER_EMAIL = os.environ.get("PORTAL_LINK_RATE_PER_EMAIL", "3/h")
+CHECKOUT_RATE_PER_ADDRESS = os.environ.get("CHECKOUT_RATE_PER_ADDRESS", "10/h")
+# The Subscription API: calls per credential, failed authentications per address.
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600/m")
+API_FAILED_AUTH_RATE = os.environ.get("API_FAILED_AUTH_RATE", "20/m")
 
 # --- Subscription API (docs/api.md) ---------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["subscriptions.api.auth.CredentialAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["subscriptions.api.auth.CredentialRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"credential": os.environ.get("API_RATE_LIMIT", "600/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "subscriptions.api.errors.handle_exception",

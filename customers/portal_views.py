@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from commerce import limits
 from commerce.models import Client
 
 from . import tasks
@@ -59,9 +60,33 @@ def request_link(request: HttpRequest, slug: str) -> HttpResponse:
     client = get_object_or_404(Client, slug=slug)
     form = LinkRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        customer = Customer.objects.filter(
-            client=client, email=form.cleaned_data["email"].strip().lower()
-        ).first()
+        email = form.cleaned_data["email"].strip().lower()
+        if limits.over(
+            request,
+            group="portal-link-ip",
+            key=limits.by_address,
+            rate=settings.PORTAL_LINK_RATE_PER_ADDRESS,
+        ):
+            return limits.too_many(
+                request,
+                "Too many link requests from your address. Please try again in an hour.",
+                template="portal/limited.html",
+                context={"client": client},
+            )
+        if limits.over(
+            request,
+            group="portal-link-email",
+            key=lambda group, request: f"{client.pk}:{email}",
+            rate=settings.PORTAL_LINK_RATE_PER_EMAIL,
+        ):
+            return limits.too_many(
+                request,
+                "Several links were sent to this address in the last hour; each works for "
+                "7 days. Please check your inbox (and spam folder), or try again later.",
+                template="portal/limited.html",
+                context={"client": client},
+            )
+        customer = Customer.objects.filter(client=client, email=email).first()
         if customer is not None:
             portal_link_email(customer, at=timezone.now()).save()
             tasks.send_after_commit()

@@ -4,10 +4,12 @@ creates subscriptions, through ``services.sign_up`` like the API."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
+from commerce import limits
 from commerce.gateway import PaymentKind
 from commerce.models import Client, Product
 
@@ -96,6 +98,16 @@ class CheckoutForm(forms.Form):
 def checkout(request: HttpRequest, slug: str) -> HttpResponse:
     client = get_object_or_404(Client, slug=slug)
     form = CheckoutForm(request.POST or None, client=client)
+    if request.method == "POST" and limits.over(
+        request, group="checkout-ip", key=limits.by_address, rate=settings.CHECKOUT_RATE_PER_ADDRESS
+    ):
+        return limits.too_many(
+            request,
+            "Too many orders were tried from your address. Nothing more was charged; "
+            "please try again in an hour or contact us.",
+            template="checkout/limited.html",
+            context={"client": client},
+        )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

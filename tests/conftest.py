@@ -38,6 +38,16 @@ def eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
+def fresh_limits():
+    """Limits count in the cache (Redis when the tests run on it): each test
+    starts with nothing counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -1,5 +1,6 @@
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from commerce.models import Client, StaffMembership
 from subscriptions.models import HistoryEntry, Subscription
@@ -32,7 +33,14 @@ def test_demo_data_has_every_status_and_renewal_type_with_logins(db, capsys):
         "admin",
     }
     assert "contoso-support / contoso-support-pass" in out
-    assert authenticate(username="contoso-support", password="contoso-support-pass") is not None
+    assert (
+        authenticate(
+            RequestFactory().post("/login/"),
+            username="contoso-support",
+            password="contoso-support-pass",
+        )
+        is not None
+    )
 
 
 def test_loading_twice_adds_nothing(db):

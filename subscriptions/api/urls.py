@@ -1,3 +1,4 @@
+from csp.decorators import csp_exempt
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -23,5 +24,10 @@ urlpatterns = [
     *(path(f"subscription/{name}", getattr(views, name), name=f"api-{name}") for name in ENDPOINTS),
     path("subscription/<str:name>", views.unknown_endpoint),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI runs inline scripts: exempt from the Content-Security-Policy.
+    path(
+        "docs/",
+        csp_exempt()(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]

@@ -2,20 +2,10 @@ import base64
 import json
 
 import pytest
-from django.core.cache import cache
 
 from commerce.models import ApiCredential
 
 BASE = "/api/subscription/"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """The rate limit counts calls per credential id in the cache; on SQLite
-    ids repeat from test to test, so each test starts with no calls counted."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 class Api:
