@@ -42,8 +42,9 @@ INSERT INTO customers_customer (id, client_id, email, first_name, last_name, com
 SELECT g, %(client)s, 'c' || g || '@bench.example', 'First' || (g %% 997), 'Last' || (g %% 991), '', 'REF' || g,
        now() - (g %% 700) * interval '1 hour'
 FROM generate_series(%(lo)s, %(hi)s) g;
-INSERT INTO customers_paymentmethod (id, customer_id, kind, card_number, expiry_month, expiry_year, created_at)
-SELECT g, g, 'card', '4242424242424242', 12, 2099, now() FROM generate_series(%(lo)s, %(hi)s) g;
+INSERT INTO customers_paymentmethod (id, customer_id, kind, token, brand, last4, expiry_month,
+    expiry_year, created_at)
+SELECT g, g, 'card', 'tok_approved_' || g, 'Visa', '4242', 12, 2099, now() FROM generate_series(%(lo)s, %(hi)s) g;
 INSERT INTO subscriptions_subscription (id, client_id, customer_id, payment_method_id, status, sm_version,
     renewal_type, currency, start_interval_months, start_interval_days, interval_months, interval_days,
     start_date, end_date, anchor_date, anchor_interval_no, next_billing_date, last_interval_no,

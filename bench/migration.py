@@ -44,9 +44,9 @@ INSERT INTO customers_customer (id, client_id, email, first_name, last_name, com
     reference_id, created_at)
 SELECT g, 1, 'c' || g || '@bench.example', 'First', 'Last', '', '', now()
 FROM generate_series(1, %(subs)s) g;
-INSERT INTO customers_paymentmethod (id, customer_id, kind, card_number, expiry_month,
+INSERT INTO customers_paymentmethod (id, customer_id, kind, token, brand, last4, expiry_month,
     expiry_year, created_at)
-SELECT g, g, 'card', '4242424242424242', 12, 2099, now() FROM generate_series(1, %(subs)s) g;
+SELECT g, g, 'card', 'tok_approved_' || g, 'Visa', '4242', 12, 2099, now() FROM generate_series(1, %(subs)s) g;
 CREATE TEMP TABLE shape AS
 SELECT g, CASE WHEN g %% 20 < 14 THEN 'Active' WHEN g %% 20 < 17 THEN 'Deactivated'
                WHEN g %% 20 < 19 THEN 'Deactivated' ELSE 'Finished' END AS status,

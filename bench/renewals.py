@@ -52,8 +52,9 @@ FROM generate_series(1, %(clients)s) c;
 INSERT INTO customers_customer (id, client_id, email, first_name, last_name, company, reference_id, created_at)
 SELECT g, 1 + g %% %(clients)s, 'c' || g || '@bench.example', 'First', 'Last', '', '', now()
 FROM generate_series(1, %(subs)s) g;
-INSERT INTO customers_paymentmethod (id, customer_id, kind, card_number, expiry_month, expiry_year, created_at)
-SELECT g, g, 'card', '4242424242424242', 12, 2099, now() FROM generate_series(1, %(subs)s) g;
+INSERT INTO customers_paymentmethod (id, customer_id, kind, token, brand, last4, expiry_month,
+    expiry_year, created_at)
+SELECT g, g, 'card', 'tok_approved_' || g, 'Visa', '4242', 12, 2099, now() FROM generate_series(1, %(subs)s) g;
 INSERT INTO subscriptions_subscription (id, client_id, customer_id, payment_method_id, status, sm_version,
     renewal_type, currency, start_interval_months, start_interval_days, interval_months, interval_days,
     start_date, end_date, anchor_date, anchor_interval_no, next_billing_date, last_interval_no,
@@ -87,9 +88,9 @@ REFERENCE = [
        FROM subscriptions_subscription s
        WHERE s.status = 'Active' AND s.next_billing_date <= now()
        ORDER BY s.id LIMIT %(due)s""",
-    """INSERT INTO commerce_gatewaycharge (idempotency_key, card_number, payment_method_ref, amount,
+    """INSERT INTO commerce_gatewaycharge (idempotency_key, payment_token, payment_method_ref, amount,
            currency, outcome, reference, message, created_at)
-       SELECT 'ref:' || id || ':' || n, '4242424242424242', payment_method_id::text, 12.00, 'EUR',
+       SELECT 'ref:' || id || ':' || n, 'tok_approved_' || payment_method_id, payment_method_id::text, 12.00, 'EUR',
               'approved', 'tg_' || id, '', now() FROM due""",
     """INSERT INTO commerce_purchase (client_id, customer_id, subscription_id, category, status,
            interval_no, currency, total, refunded_amount, payment_method_id, charge_attempts,

@@ -171,7 +171,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 @admin.register(GatewayCharge)
 class GatewayChargeAdmin(admin.ModelAdmin):
-    list_display = ("idempotency_key", "card_number", "amount", "currency", "outcome", "created_at")
+    list_display = (
+        "idempotency_key",
+        "payment_token",
+        "amount",
+        "currency",
+        "outcome",
+        "created_at",
+    )
     list_filter = ("outcome",)
     search_fields = ("idempotency_key", "reference")
 

@@ -1,6 +1,9 @@
 """The payment gateway interface and the built-in test gateway
 (docs/renewals.md, "Payment gateway").
 
+``tokenize(number, expiry_month, expiry_year)`` turns a card number into the
+gateway's token: the number itself is never stored here, only the token,
+brand, last four digits and expiry (docs/deploy.md, "Card data").
 ``charge(amount, currency, payment_method, idempotency_key)`` answers
 approved, declined or error. The same idempotency key always gets the first
 answer back and never charges twice, which is what makes a retried renewal
@@ -38,7 +41,16 @@ class PaymentMethod(Protocol):
     def pk(self) -> int: ...
 
     kind: str
-    card_number: str
+    token: str
+
+
+@dataclass(frozen=True)
+class CardToken:
+    """What the gateway gives back for a card number, and all we keep of it."""
+
+    token: str
+    brand: str
+    last4: str
 
 
 class Outcome(enum.StrEnum):
@@ -67,6 +79,10 @@ class ChargeRequest:
 
 
 class PaymentGateway(Protocol):
+    def tokenize(self, number: str, expiry_month: int, expiry_year: int) -> CardToken:
+        """The gateway keeps the card; we keep its token."""
+        ...
+
     def charge(
         self,
         amount: Decimal,
@@ -104,6 +120,49 @@ TEST_CARDS = {
 }
 
 
+class Behaviour(enum.StrEnum):
+    """How the test gateway answers for a card: the first part of its token."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+    ERROR = "error"
+    ONCE = "once"  # approved on the first charge, declined after
+    UNKNOWN = "unknown"
+
+
+BEHAVIOUR = {
+    CARD_APPROVED: Behaviour.APPROVED,
+    CARD_DECLINED: Behaviour.DECLINED,
+    CARD_TRANSIENT_ERROR: Behaviour.ERROR,
+    CARD_DECLINES_AFTER_FIRST: Behaviour.ONCE,
+}
+
+
+def brand_of(number: str) -> str:
+    """The card brand by its leading digits (IIN ranges)."""
+    if number.startswith("4"):
+        return "Visa"
+    if number[:2] in {"51", "52", "53", "54", "55"} or "2221" <= number[:4] <= "2720":
+        return "Mastercard"
+    if number[:2] in {"34", "37"}:
+        return "Amex"
+    return "Card"
+
+
+def token_for_test_card(number: str) -> str:
+    """A test gateway token for a test card number (``tok_<behaviour>_<random>``)."""
+    behaviour = BEHAVIOUR.get(number.replace(" ", ""), Behaviour.UNKNOWN)
+    return f"tok_{behaviour}_{uuid.uuid4().hex[:16]}"
+
+
+def _behaviour(token: str) -> Behaviour:
+    parts = token.split("_")
+    try:
+        return Behaviour(parts[1]) if len(parts) > 2 and parts[0] == "tok" else Behaviour.UNKNOWN
+    except ValueError:
+        return Behaviour.UNKNOWN
+
+
 class TestGateway:
     """A real gateway component with a ledger (``GatewayCharge``), answering by
     test card number, with optional latency (``TEST_GATEWAY_LATENCY_MS``)."""
@@ -112,6 +171,10 @@ class TestGateway:
 
     def __init__(self, latency_ms: int | None = None) -> None:
         self.latency_ms = settings.TEST_GATEWAY_LATENCY_MS if latency_ms is None else latency_ms
+
+    def tokenize(self, number: str, expiry_month: int, expiry_year: int) -> CardToken:
+        digits = number.replace(" ", "")
+        return CardToken(token_for_test_card(digits), brand_of(digits), digits[-4:])
 
     def charge(
         self,
@@ -136,7 +199,7 @@ class TestGateway:
             with transaction.atomic():
                 row = GatewayCharge.objects.create(
                     idempotency_key=idempotency_key,
-                    card_number=payment_method.card_number,
+                    payment_token=payment_method.token,
                     payment_method_ref=str(payment_method.pk),
                     amount=amount,
                     currency=currency,
@@ -163,7 +226,7 @@ class TestGateway:
             {r.idempotency_key: r for r in requests if r.idempotency_key not in known}.values()
         )
         charged_before: set[str] = set()
-        if any(r.payment_method.card_number == CARD_DECLINES_AFTER_FIRST for r in fresh):
+        if any(_behaviour(r.payment_method.token) == Behaviour.ONCE for r in fresh):
             charged_before = set(
                 GatewayCharge.objects.filter(
                     payment_method_ref__in={str(r.payment_method.pk) for r in fresh},
@@ -176,7 +239,7 @@ class TestGateway:
             new(
                 GatewayCharge,
                 idempotency_key=r.idempotency_key,
-                card_number=r.payment_method.card_number,
+                payment_token=r.payment_method.token,
                 payment_method_ref=str(r.payment_method.pk),
                 amount=r.amount,
                 currency=r.currency,
@@ -218,7 +281,7 @@ class TestGateway:
             return ChargeResult(Outcome.DECLINED, message="Nothing to refund for that charge.")
         row = GatewayCharge.objects.create(
             idempotency_key=idempotency_key,
-            card_number=original.card_number,
+            payment_token=original.payment_token,
             payment_method_ref=original.payment_method_ref,
             amount=amount,
             currency=currency,
@@ -237,15 +300,15 @@ class TestGateway:
     def _decide(
         self, payment_method: PaymentMethod, charged_before: set[str] | None = None
     ) -> ChargeResult:
-        card_number = payment_method.card_number
+        behaviour = _behaviour(payment_method.token)
         reference = f"tg_{uuid.uuid4().hex[:20]}"
-        if card_number == CARD_APPROVED:
+        if behaviour == Behaviour.APPROVED:
             return ChargeResult(Outcome.APPROVED, reference)
-        if card_number == CARD_DECLINED:
+        if behaviour == Behaviour.DECLINED:
             return ChargeResult(Outcome.DECLINED, reference, "Card declined by issuer.")
-        if card_number == CARD_TRANSIENT_ERROR:
+        if behaviour == Behaviour.ERROR:
             return ChargeResult(Outcome.ERROR, message="Processor timeout; try again.")
-        if card_number == CARD_DECLINES_AFTER_FIRST:
+        if behaviour == Behaviour.ONCE:
             if charged_before is None:
                 charged_before = set(
                     GatewayCharge.objects.filter(

@@ -378,7 +378,8 @@ class GatewayCharge(models.Model):
     # Unique and indexed through Meta, which (unlike unique=True / db_index)
     # adds no second LIKE index on PostgreSQL: one index fewer per charge.
     idempotency_key = models.CharField(max_length=200)
-    card_number = models.CharField(max_length=19)
+    # The card's token (the gateway keeps numbers; this ledger never does).
+    payment_token = models.CharField(max_length=64)
     # The stored card this charge was made on (the gateway's own token).
     payment_method_ref = models.CharField(max_length=40)
     amount = models.DecimalField(max_digits=12, decimal_places=2)

@@ -44,13 +44,16 @@ class Customer(models.Model):
 
 
 class PaymentMethod(models.Model):
-    """A card (held by the test gateway as its number) or an offline invoice."""
+    """A card, kept as the gateway's token with its brand, last four digits
+    and expiry — never its number (docs/deploy.md) — or an offline invoice."""
 
     Kind = PaymentKind
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="payment_methods")
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    card_number = models.CharField(max_length=19, blank=True)
+    token = models.CharField(max_length=64, blank=True, help_text="The gateway's card token")
+    brand = models.CharField(max_length=20, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
     expiry_month = models.PositiveSmallIntegerField(null=True, blank=True)
     expiry_year = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -61,7 +64,7 @@ class PaymentMethod(models.Model):
                 condition=Q(kind=PaymentKind.INVOICE)
                 | (
                     Q(kind=PaymentKind.CARD)
-                    & ~Q(card_number="")
+                    & ~Q(token="")
                     & Q(expiry_month__gte=1, expiry_month__lte=12)
                     & Q(expiry_year__isnull=False)
                 ),
@@ -72,7 +75,8 @@ class PaymentMethod(models.Model):
     def __str__(self) -> str:
         if self.kind == self.Kind.INVOICE:
             return "Invoice"
-        return f"Card •••• {self.card_number[-4:]} ({self.expiry_month:02d}/{self.expiry_year})"
+        brand = self.brand or "Card"
+        return f"{brand} •••• {self.last4} ({self.expiry_month:02d}/{self.expiry_year})"
 
     @property
     def is_online(self) -> bool:

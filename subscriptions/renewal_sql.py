@@ -125,10 +125,10 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
 # payment method, locked unless another worker holds it.
 _SUB = [f.attname for f in Subscription._meta.concrete_fields]
 _CUSTOMER = ["id", "email"]
-_METHOD = ["id", "kind", "card_number", "expiry_month", "expiry_year"]
+_METHOD = ["id", "kind", "token", "expiry_month", "expiry_year"]
 LOCK_DUE = f"""
 SELECT {", ".join(f"s.{f.column}" for f in Subscription._meta.concrete_fields)},
-       c.email, pm.kind, pm.card_number, pm.expiry_month, pm.expiry_year
+       c.email, pm.kind, pm.token, pm.expiry_month, pm.expiry_year
 FROM subscriptions_subscription s
 JOIN customers_customer c ON c.id = s.customer_id
 JOIN customers_paymentmethod pm ON pm.id = s.payment_method_id

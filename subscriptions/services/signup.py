@@ -174,10 +174,13 @@ def _upsert_customer(client: Client, data: CustomerInput) -> Customer:
 def payment_method(cust: Customer, payment: CardInput | InvoiceInput) -> PaymentMethod:
     if isinstance(payment, InvoiceInput):
         return PaymentMethod.objects.create(customer=cust, kind=PaymentMethod.Kind.INVOICE)
+    card = get_gateway().tokenize(payment.number, payment.expiry_month, payment.expiry_year)
     return PaymentMethod.objects.create(
         customer=cust,
         kind=PaymentMethod.Kind.CARD,
-        card_number=payment.number.replace(" ", ""),
+        token=card.token,
+        brand=card.brand,
+        last4=card.last4,
         expiry_month=payment.expiry_month,
         expiry_year=payment.expiry_year,
     )

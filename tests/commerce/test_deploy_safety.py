@@ -191,6 +191,9 @@ def _get(url, headers):
         return error.code
 
 
+API_CALL = "/api/subscription/getsubscriptionsforcustomer?customerEmail=a%40example.com"
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -227,7 +230,7 @@ def test_the_api_rate_limit_holds_under_a_parallel_burst(live_server, sm2, month
     sign_up(sm2, monthly, email="a@example.com")
     credential, secret = ApiCredential.issue(client=sm2, label="ERP")
     token = base64.b64encode(f"{credential.key_id}:{secret}".encode()).decode()
-    url = f"{live_server.url}/api/subscription/getsubscriptionsforcustomer?customerEmail=a%40example.com"
+    url = live_server.url + API_CALL
     with ThreadPoolExecutor(10) as pool:
         codes = list(pool.map(lambda _: _get(url, {"Authorization": f"Basic {token}"}), range(60)))
     assert codes.count(200) == 20 and codes.count(429) == 40
@@ -238,7 +241,7 @@ def test_failed_api_authentication_is_limited_per_address(live_server, sm2, sett
     settings.API_FAILED_AUTH_RATE = "10/m"
     credential, secret = ApiCredential.issue(client=sm2, label="ERP")
     bad = base64.b64encode(f"{credential.key_id}:guess".encode()).decode()
-    url = f"{live_server.url}/api/subscription/getsubscriptionsforcustomer?customerEmail=a%40example.com"
+    url = live_server.url + API_CALL
     with ThreadPoolExecutor(10) as pool:
         codes = list(pool.map(lambda _: _get(url, {"Authorization": f"Basic {bad}"}), range(30)))
     assert codes.count(401) == 10 and codes.count(429) == 20
@@ -276,3 +279,63 @@ def test_checkout_is_limited_per_address_under_a_burst(live_server, sm2, monthly
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda _: _post(url, data), range(25)))
     assert codes.count(429) == 15 and codes.count(400) == 10
+
+
+# --- card data ---------------------------------------------------------------------------
+
+CARD = "4242 4242 4242 4242"
+
+
+def _rows_holding(text):
+    """Every (model, field) of every app whose stored value contains ``text``."""
+    from django.apps import apps
+    from django.db import models
+
+    found = []
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if isinstance(field, (models.CharField, models.TextField, models.JSONField)):
+                lookup = "icontains" if not isinstance(field, models.JSONField) else "contains"
+                if isinstance(field, models.JSONField):
+                    hits = [
+                        pk
+                        for pk, value in model.objects.values_list("pk", field.name)
+                        if text in json.dumps(value)
+                    ]
+                else:
+                    hits = list(
+                        model.objects.filter(**{f"{field.name}__{lookup}": text}).values_list(
+                            "pk", flat=True
+                        )
+                    )
+                if hits:
+                    found.append(f"{model._meta.label}.{field.name}")
+    return found
+
+
+def test_a_card_number_is_never_stored_nor_shown(client, sm2, monthly, admin_client):
+    from customers.models import PaymentMethod
+
+    data = {
+        "email": "card@example.com",
+        "payment": "card",
+        "card_number": CARD,
+        "expiry_month": 12,
+        "expiry_year": 2099,
+        f"qty_{monthly.pk}": 1,
+    }
+    assert client.post(f"/checkout/{sm2.slug}/", data).status_code == 200
+    method = PaymentMethod.objects.get(customer__email="card@example.com")
+    assert (method.brand, method.last4, method.expiry_month) == ("Visa", "4242", 12)
+    assert method.token.startswith("tok_approved_")
+    assert _rows_holding("4242424242424242") == []
+    assert _rows_holding("424242424242") == []  # not even most of it
+    for url in (
+        f"/admin/customers/paymentmethod/{method.pk}/change/",
+        "/admin/customers/paymentmethod/",
+        "/admin/commerce/gatewaycharge/",
+        f"/admin/customers/customer/{method.customer_id}/change/",
+    ):
+        page = admin_client.get(url).content.decode()
+        assert "4242424242424242" not in page and "4242 4242 4242 4242" not in page, url
+    assert "Visa •••• 4242" in str(method)

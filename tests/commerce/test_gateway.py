@@ -10,6 +10,7 @@ from commerce.gateway import (
     Outcome,
     TestGateway,
     get_gateway,
+    token_for_test_card,
 )
 from commerce.models import GatewayCharge
 from customers.models import PaymentMethod
@@ -20,7 +21,7 @@ def card(number):
     return PaymentMethod.objects.create(
         customer=CustomerFactory(),
         kind="card",
-        card_number=number,
+        token=token_for_test_card(number),
         expiry_month=1,
         expiry_year=2099,
     )
@@ -82,7 +83,7 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
     def another_batch_wins_while_we_wait(self, charges):
         GatewayCharge.objects.create(
             idempotency_key="race-1",
-            card_number=CARD_APPROVED,
+            payment_token=method.token,
             payment_method_ref=str(method.pk),
             amount=Decimal("5.00"),
             currency="EUR",

@@ -5,7 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 
-from commerce.gateway import CARD_DECLINES_AFTER_FIRST, CARD_TRANSIENT_ERROR, TestGateway
+from commerce.gateway import (
+    CARD_DECLINES_AFTER_FIRST,
+    CARD_TRANSIENT_ERROR,
+    TestGateway,
+    token_for_test_card,
+)
 from commerce.models import GatewayCharge, OutboxNotification, Purchase
 from customers.models import CustomerEmail
 from subscriptions import renewal_sql, renewals, services
@@ -113,12 +118,12 @@ def test_zero_grace_and_hold_deactivates_in_bulk(monthly, sm2):
 
 def test_transient_errors_are_retried_not_declined(sm2, monthly):
     sub = subscribe(sm2, monthly)
-    sub.payment_method.card_number = CARD_TRANSIENT_ERROR
+    sub.payment_method.token = token_for_test_card(CARD_TRANSIENT_ERROR)
     sub.payment_method.save()
     outcome = renewals.charge_batch([sub.pk], as_of=FEB28)
     assert outcome.retry_ids == [sub.pk] and outcome.counts["error"] == 1
     assert fresh(sub).status == "Active"
-    sub.payment_method.card_number = "4242424242424242"
+    sub.payment_method.token = token_for_test_card("4242424242424242")
     sub.payment_method.save()
     assert renewals.charge_batch(outcome.retry_ids, as_of=FEB28).counts["charged"] == 1
     assert paid_renewals(sub) == 1
@@ -221,7 +226,7 @@ def test_dunning_retries_on_days_1_3_5_then_hold_then_deactivated(sm2, monthly, 
 def test_a_retry_that_succeeds_reactivates(sm2, monthly):
     sub = subscribe(sm2, monthly, number=CARD_DECLINES_AFTER_FIRST)
     sweep(FEB28)
-    sub.payment_method.card_number = "4242424242424242"
+    sub.payment_method.token = token_for_test_card("4242424242424242")
     sub.payment_method.save()
     sweep(FEB28 + timedelta(days=1))
     sub = fresh(sub)
@@ -360,7 +365,7 @@ def test_with_the_broker_down_a_transient_retry_is_sent_when_the_run_is_found_st
 
     subs, work = _one_batch_run(sm2, monthly, n=2)
     for sub in subs:
-        sub.payment_method.card_number = CARD_TRANSIENT_ERROR
+        sub.payment_method.token = token_for_test_card(CARD_TRANSIENT_ERROR)
         sub.payment_method.save()
     real_send = tasks.process_batch.apply_async
 
@@ -378,7 +383,7 @@ def test_with_the_broker_down_a_transient_retry_is_sent_when_the_run_is_found_st
     # The broker is back, the card works now; 30 s (the retry's wait) + the stall time later:
     monkeypatch.setattr(tasks.process_batch, "apply_async", real_send)
     for sub in subs:
-        sub.payment_method.card_number = "4242424242424242"
+        sub.payment_method.token = token_for_test_card("4242424242424242")
         sub.payment_method.save()
     clock.shift(timedelta(seconds=30))
     with django_capture_on_commit_callbacks(execute=True):

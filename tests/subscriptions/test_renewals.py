@@ -9,6 +9,7 @@ import pytest
 from commerce.gateway import (
     CARD_DECLINES_AFTER_FIRST,
     CARD_TRANSIENT_ERROR,
+    token_for_test_card,
 )
 from commerce.models import GatewayCharge, Purchase
 from subscriptions import services
@@ -142,7 +143,7 @@ def test_late_payment_reactivates_and_rebases_on_the_payment_date(vendor, plan, 
     if status == "Hold":
         services.advance_dunning(subscription=sub, at=FEB28 + timedelta(days=7))
     assert fresh(sub).status == status
-    sub.payment_method.card_number = "4242424242424242"
+    sub.payment_method.token = token_for_test_card("4242424242424242")
     sub.payment_method.save()
     paid_at = FEB28 + timedelta(days=days_late)
     outcome = services.pay_overdue(subscription=fresh(sub), actor=STAFF, at=paid_at)
@@ -154,7 +155,7 @@ def test_late_payment_reactivates_and_rebases_on_the_payment_date(vendor, plan, 
 
 def test_transient_gateway_error_is_not_a_decline(vendor, plan):
     sub = subscribe(vendor, plan)
-    sub.payment_method.card_number = CARD_TRANSIENT_ERROR
+    sub.payment_method.token = token_for_test_card(CARD_TRANSIENT_ERROR)
     sub.payment_method.save()
     assert services.renew_due(subscription=fresh(sub), at=FEB28) == "error"
     assert fresh(sub).status == "Active"
