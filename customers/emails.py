@@ -75,8 +75,22 @@ def row(
     }
 
 
+# What the stored copy of an e-mail has where the customer's portal link goes:
+# the link opens the customer's account, so it is put in only as the message
+# is sent and never kept (staff read the stored copy on the E-mails tab).
+LINK_MASK = "[personal portal link, sent to the customer only]"
+
+
+def with_link(body: str, email: CustomerEmail) -> str:
+    """The body as sent: a fresh signed portal link in place of the mask."""
+    if LINK_MASK not in body:
+        return body
+    return body.replace(LINK_MASK, link_for(email.customer, email.client))
+
+
 def render(email: CustomerEmail) -> None:
-    """Fill in the text and HTML bodies from the records as they are now."""
+    """Fill in the text and HTML bodies from the records as they are now
+    (with ``LINK_MASK`` where the portal link goes)."""
     context: dict[str, Any] = {
         "kind": email.kind,
         "client": email.client,
@@ -84,8 +98,9 @@ def render(email: CustomerEmail) -> None:
         "subscription": email.subscription,
         "purchase": email.purchase,
         "notification": email.notification,
-        # Every e-mail carries a fresh signed link into the portal (docs/portal.md).
-        "portal_url": link_for(email.customer, email.client),
+        # Every e-mail carries a fresh signed link into the portal (docs/portal.md),
+        # put in when it is sent (``with_link``).
+        "portal_url": LINK_MASK,
         "link_days": max(settings.PORTAL_LINK_MAX_AGE // 86400, 1),
     }
     email.body_text = render_to_string("emails/customer.txt", context)
@@ -94,7 +109,7 @@ def render(email: CustomerEmail) -> None:
 
 def portal_link_email(customer: Customer, *, at: datetime) -> CustomerEmail:
     """The e-mail a customer asks for on the portal's sign-in page (unsaved,
-    rendered now: the link in it is the point)."""
+    rendered now; the link goes in as it is sent)."""
     email = CustomerEmail(
         client_id=customer.client_id,
         customer=customer,
@@ -142,12 +157,12 @@ def send_pending(limit: int = 200) -> int:
                     render(email)
                 message = EmailMultiAlternatives(
                     email.subject,
-                    email.body_text,
+                    with_link(email.body_text, email),
                     settings.DEFAULT_FROM_EMAIL,
                     [email.to],
                     headers={"Message-ID": message_id(email)},
                 )
-                message.attach_alternative(email.body_html, "text/html")
+                message.attach_alternative(with_link(email.body_html, email), "text/html")
                 connection.send_messages([message])
                 email.sent_at = timezone.now()
                 email.save(update_fields=["body_text", "body_html", "sent_at"])

@@ -155,3 +155,11 @@ def login(client):
         return client
 
     return sign_in
+
+
+def sent_to(address: str):
+    """The last e-mail sent to ``address`` (as the customer got it, with its
+    portal link: the stored copy has the link masked)."""
+    from django.core import mail
+
+    return next(m for m in reversed(mail.outbox) if address in m.to)

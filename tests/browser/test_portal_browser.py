@@ -5,17 +5,18 @@ import re
 
 import pytest
 
-from customers.models import CustomerEmail
+from customers.emails import send_pending
 from subscriptions.models import Subscription
 from tests.browser.test_back_office_browser import open_billing_tab_of, sign_in
-from tests.conftest import sign_up
+from tests.conftest import sent_to, sign_up
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 
 
 def link_in_latest_email(to):
-    body = CustomerEmail.objects.filter(to=to).latest("id").body_text
+    send_pending()  # what the e-mail worker does
+    body = sent_to(to).body
     return re.search(r"http://127\.0\.0\.1:8000(/portal/enter/\S+/)", body).group(1)
 
 

@@ -11,7 +11,7 @@ from customers.emails import send_pending
 from customers.models import CustomerEmail
 from subscriptions import services
 from tests.browser.test_back_office_browser import open_billing_tab_of, sign_in
-from tests.conftest import STAFF, sign_up
+from tests.conftest import STAFF, sent_to, sign_up
 from tests.factories import ClientFactory, ProductFactory
 
 pytestmark = pytest.mark.browser
@@ -66,14 +66,14 @@ def test_walk_a_subscription_through_its_life_on_the_sandbox_clock(shoot, page, 
 
     # The customer changes to a card that declines (in the portal, from an e-mail link).
     send_pending()  # what the e-mail worker does; links are made as e-mails are sent
-    body = CustomerEmail.objects.filter(to="tess@example.com").latest("id").body_text
+    body = sent_to("tess@example.com").body
     page.goto(re.search(r"http://127\.0\.0\.1:8000(/portal/enter/\S+/)", body).group(1))
     page.click("nav >> text=Card")
     page.fill("#id_number", "4000000000000002")
     page.fill("#id_expiry_month", "12")
     page.fill("#id_expiry_year", "2099")
     page.click("button:has-text('Save card')")
-    page.wait_for_selector("text=are now billed to Card •••• 0002")
+    page.wait_for_selector("text=are now billed to Visa •••• 0002")
 
     sign_in(page, sandbox, "admin")
     advance_to(page, "2026-04-04")  # the 31 Mar renewal is declined: Grace

@@ -98,7 +98,7 @@ def test_a_manual_subscription_at_its_billing_date_is_invited_to_renew_not_told_
     body = invitation.body_text
     assert "up for renewal on 2026-02-28: 10.00 EUR" in body
     assert "renew now with your card on file or a new card" in body
-    assert "/portal/enter/" in body
+    assert "[personal portal link, sent to the customer only]" in body  # the link goes as sent
     assert "could not charge" not in body and "payment details" not in body
 
 
