@@ -7,11 +7,15 @@ from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from commerce import limits
 from commerce.gateway import PaymentKind
 from commerce.models import Client, Product
+from customers.emails import portal_link_email
+from customers.models import Customer
+from customers.tasks import send_after_commit
 
 from . import services
 from .errors import InvalidInput
@@ -94,8 +98,48 @@ class CheckoutForm(forms.Form):
         return services.CardInput(data["card_number"], data["expiry_month"], data["expiry_year"])
 
 
+class OrderForm(CheckoutForm):
+    """The checkout's products and payment, for a customer signed in to the
+    portal (who they are is known: no e-mail or name fields)."""
+
+    def __init__(self, *args: object, client: Client, **kwargs: object) -> None:
+        super().__init__(*args, client=client, **kwargs)
+        for name in ("email", "first_name", "last_name", "company"):
+            del self.fields[name]
+
+
+def place_order(
+    request: HttpRequest, form: CheckoutForm, customer: services.CustomerInput
+) -> services.SignUpResult | None:
+    """``services.sign_up`` with what the form holds, never changing an
+    existing customer's details; errors go onto the form (None)."""
+    data = form.cleaned_data
+    try:
+        result = services.sign_up(
+            client=form.client,
+            customer=customer,
+            lines=form.lines(),
+            payment=form.payment_input(),
+            confirm_auto_renewal=data.get("confirm_auto_renewal", True),
+            actor=services.Actor(HistoryEntry.ActorKind.CUSTOMER, customer.email),
+            update_customer=False,
+        )
+    except InvalidInput as exc:
+        for key, message in exc.fields.items():
+            form.add_error(FIELD_FOR.get(key), message)
+        return None
+    if result.subscriptions or result.transaction_status in (T.SUCCESS, T.PENDING):
+        return result
+    form.add_error(None, _declined_message(result))
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest, slug: str) -> HttpResponse:
+    """The public checkout. An e-mail address that already has an account
+    here buys nothing from this page: the address gets a sign-in link and
+    the order is placed from the portal (docs/portal.md), so nobody can
+    change another customer's details or attach purchases to their account."""
     client = get_object_or_404(Client, slug=slug)
     form = CheckoutForm(request.POST or None, client=client)
     if request.method == "POST" and limits.over(
@@ -110,27 +154,27 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
         )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            result = services.sign_up(
-                client=client,
-                customer=services.CustomerInput(
-                    email=data["email"],
-                    first_name=data["first_name"],
-                    last_name=data["last_name"],
-                    company=data["company"],
-                ),
-                lines=form.lines(),
-                payment=form.payment_input(),
-                confirm_auto_renewal=data.get("confirm_auto_renewal", True),
-                actor=services.Actor(HistoryEntry.ActorKind.CUSTOMER, data["email"]),
-            )
-        except InvalidInput as exc:
-            for key, message in exc.fields.items():
-                form.add_error(FIELD_FOR.get(key), message)
-        else:
-            if result.subscriptions or result.transaction_status in (T.SUCCESS, T.PENDING):
-                return render(request, "checkout/done.html", {"client": client, "result": result})
-            form.add_error(None, _declined_message(result))
+        email = data["email"].strip().lower()
+        known = Customer.objects.filter(client=client, email=email).first()
+        if known is not None:
+            if not limits.over(
+                request,
+                group="portal-link-email",
+                key=lambda group, request: f"{client.pk}:{email}",
+                rate=settings.PORTAL_LINK_RATE_PER_EMAIL,
+            ):
+                portal_link_email(known, at=timezone.now()).save()
+                send_after_commit()
+            return render(request, "checkout/known.html", {"client": client, "email": email})
+        customer = services.CustomerInput(
+            email=email,
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            company=data["company"],
+        )
+        result = place_order(request, form, customer)
+        if result is not None:
+            return render(request, "checkout/done.html", {"client": client, "result": result})
     return render(
         request,
         "checkout/form.html",

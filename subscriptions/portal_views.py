@@ -21,6 +21,7 @@ from customers.models import Customer
 from customers.portal_views import portal_customer
 
 from . import actions, services
+from .checkout import OrderForm, place_order
 from .errors import DomainError
 from .models import Subscription, SubscriptionItem
 
@@ -258,4 +259,24 @@ def contact(request: HttpRequest, customer: Customer) -> HttpResponse:
         request,
         "portal/contact.html",
         {"customer": customer, "client": customer.client, "form": form},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@portal_customer
+def order(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """A new purchase by a signed-in customer (where the checkout sends an
+    e-mail address that already has an account): their details stay as
+    they are."""
+    form = OrderForm(request.POST or None, client=customer.client)
+    if request.method == "POST" and form.is_valid():
+        result = place_order(request, form, services.CustomerInput(email=customer.email))
+        if result is not None:
+            messages.success(request, f"Thank you: order {result.purchase.pk} is placed.")
+            return redirect("portal")
+    return render(
+        request,
+        "portal/order.html",
+        {"client": customer.client, "customer": customer, "form": form},
+        status=400 if request.method == "POST" else 200,
     )

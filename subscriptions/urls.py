@@ -71,5 +71,6 @@ urlpatterns = [
     path("portal/subscriptions/<int:pk>/<slug:action>/", portal_views.act, name="portal-action"),
     path("portal/card/", portal_views.card, name="portal-card"),
     path("portal/contact/", portal_views.contact, name="portal-contact"),
+    path("portal/order/", portal_views.order, name="portal-order"),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
 ]

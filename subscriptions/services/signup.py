@@ -81,8 +81,11 @@ def sign_up(
     actor: Actor,
     generate_mail: bool = True,
     at: datetime | None = None,
+    update_customer: bool = True,
 ) -> SignUpResult:
     """Create a purchase and its subscriptions (one per interval length).
+    ``update_customer=False`` (checkout, portal): an existing customer's
+    details are never changed by the purchase.
 
     A card is charged first; only an approved charge creates subscriptions.
     A declined card leaves a declined purchase and nothing else (docs/lifecycle.md).
@@ -92,7 +95,7 @@ def sign_up(
     currency = _validate(client, customer, lines, payment, at)
     total = sum((line.product.price * line.quantity for line in lines), Decimal("0"))
     with transaction.atomic():
-        cust = _upsert_customer(client, customer)
+        cust = _upsert_customer(client, customer, update=update_customer)
         method = payment_method(cust, payment)
     result = None  # an invoice is not charged now
     if isinstance(payment, CardInput):
@@ -160,9 +163,11 @@ def card_errors(card: CardInput, at: datetime) -> dict[str, str]:
     return errors
 
 
-def _upsert_customer(client: Client, data: CustomerInput) -> Customer:
+def _upsert_customer(client: Client, data: CustomerInput, *, update: bool = True) -> Customer:
     email = data.email.strip().lower()
-    cust, _ = Customer.objects.get_or_create(client=client, email=email)
+    cust, created = Customer.objects.get_or_create(client=client, email=email)
+    if not (created or update):
+        return cust
     for attr in ("first_name", "last_name", "company", "reference_id"):
         value = getattr(data, attr)
         if value:

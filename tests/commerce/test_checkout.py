@@ -78,3 +78,59 @@ def test_invoice_checkout_creates_a_new_subscription(client, sm2, monthly):
 
 def test_unknown_client_is_404(client, db):
     assert client.get("/checkout/nope/").status_code == 404
+
+
+def test_a_known_address_changes_nothing_and_gets_a_sign_in_link(client, sm2, monthly):
+    """Anonymous checkout with an existing customer's e-mail: no details
+    changed, nothing bought or attached; the address gets a portal link."""
+    from customers.emails import send_pending
+    from customers.models import Customer
+    from tests.conftest import sent_to, sign_up
+
+    first = sign_up(sm2, monthly, email="ann@example.com")
+    ann = Customer.objects.get(client=sm2, email="ann@example.com")
+    ann.first_name, ann.company = "Ann", "Ann Ltd"
+    ann.save()
+    purchases = Purchase.objects.filter(customer=ann).count()
+    page = buy(client, sm2, monthly, email="ANN@example.com", first_name="Mallory", company="Evil")
+    assert page.status_code == 200
+    assert "already has an account" in page.content.decode()
+    assert "Nothing was charged" in page.content.decode()
+    ann.refresh_from_db()
+    assert (ann.first_name, ann.company) == ("Ann", "Ann Ltd")
+    assert Purchase.objects.filter(customer=ann).count() == purchases
+    assert ann.payment_methods.count() == 1  # no card of the stranger's attached
+    send_pending()
+    assert "/portal/enter/" in sent_to("ann@example.com").body
+    assert first.subscriptions
+
+
+def test_a_signed_in_customer_orders_from_the_portal_without_changing_details(client, sm2, monthly):
+    from customers.models import Customer
+    from customers.portal import make_token
+    from tests.conftest import sign_up
+
+    sign_up(sm2, monthly, email="ann@example.com")
+    ann = Customer.objects.get(client=sm2, email="ann@example.com")
+    ann.first_name = "Ann"
+    ann.save()
+    client.get(f"/portal/enter/{make_token(ann)}/")
+    form = client.get("/portal/order/").content.decode()
+    assert "New order" in form and 'name="email"' not in form
+    bad = client.post("/portal/order/", {"payment": "card"})
+    assert bad.status_code == 400 and "Choose at least one product" in bad.content.decode()
+    done = client.post(
+        "/portal/order/",
+        {
+            "payment": "card",
+            "card_number": "4242 4242 4242 4242",
+            "expiry_month": 12,
+            "expiry_year": 2099,
+            f"qty_{monthly.pk}": 2,
+        },
+    )
+    assert done.status_code == 302
+    assert ann.subscriptions.count() == 2
+    ann.refresh_from_db()
+    assert ann.first_name == "Ann"
+    assert "order" in client.get("/portal/").content.decode()
