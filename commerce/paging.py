@@ -14,10 +14,16 @@ from django.core.paginator import EmptyPage, Page
 from django.db.models import QuerySet
 from django_tables2.paginators import LazyPaginator
 
+# Further than any list goes (25 a page: 250 million rows): a page number
+# beyond it is treated as past the end, not sent to the database.
+MAX_PAGE = 10_000_000
+
 
 class DeferredJoinPaginator(LazyPaginator):
     def page(self, number: Any) -> Page:
         number = self.validate_number(number or 1)
+        if number > MAX_PAGE:
+            raise EmptyPage("That page contains no results")
         queryset = _queryset(self.object_list)
         bottom = (number - 1) * self.per_page
         wanted = self.per_page + 1  # one more tells whether a next page exists

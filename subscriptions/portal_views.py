@@ -197,7 +197,8 @@ def _done(action: str, pk: int) -> str:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 10 else None
+    """A small positive id from a query parameter, or None (never a 500)."""
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 # --- card and contact details --------------------------------------------------------------

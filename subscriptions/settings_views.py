@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django import forms
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponse
@@ -36,14 +37,25 @@ def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
+class CredentialForm(forms.Form):
+    label = forms.CharField(
+        max_length=100,
+        error_messages={
+            "required": "Give the credential a name (up to 100 characters).",
+            "max_length": "Give the credential a name (up to 100 characters).",
+        },
+    )
+
+
 @require_POST
 @staff_required("admin")
 def create_api_credential(request: HtmxHttpRequest) -> HttpResponse:
     """A new credential; its secret is shown on this one page and never again."""
-    label = request.POST.get("label", "").strip()
-    if not label or len(label) > 100:
-        messages.error(request, "Give the credential a name (up to 100 characters).")
+    form = CredentialForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["label"]))
         return redirect("settings")
+    label = form.cleaned_data["label"]
     credential, secret = ApiCredential.issue(
         client=client_of(request), label=label, created_by=request.user
     )
@@ -105,7 +117,10 @@ def advance_clock(request: HtmxHttpRequest) -> HttpResponse:
     by = request.POST.get("by", "")
     try:
         if by == "date":
-            day = parse_date(request.POST.get("to", "") or "")
+            try:
+                day = parse_date(request.POST.get("to", "") or "")
+            except ValueError:  # well-formed but impossible, e.g. 2027-02-30
+                day = None
             if day is None:
                 raise clock.ClockError("Choose the date to advance to.")
             # Keep the time of day, so "to 1 March" lands on 1 March.

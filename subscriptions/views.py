@@ -174,21 +174,33 @@ def subscription_action(request: HtmxHttpRequest, pk: int, name: str) -> HttpRes
     return render(request, template, context, status=200 if request.method == "GET" else 400)
 
 
+class NoteForm(forms.Form):
+    text = forms.CharField(
+        max_length=2000,
+        error_messages={
+            "required": "Write a note first.",
+            "max_length": "A note is at most 2,000 characters.",
+        },
+    )
+
+
 @require_POST
 @staff_required()
 def add_note(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     sub = _subscription_for_user(request, pk)
     purchase = _purchase_in_scope(request, sub)
     require_role(request, "support")
-    try:
-        services.add_note(
-            subscription=sub,
-            text=request.POST.get("text", ""),
-            actor=staff_actor(request),
-        )
-        messages.success(request, "Note added.")
-    except DomainError as exc:
-        messages.error(request, exc.reason)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["text"]))
+    else:
+        try:
+            services.add_note(
+                subscription=sub, text=form.cleaned_data["text"], actor=staff_actor(request)
+            )
+            messages.success(request, "Note added.")
+        except DomainError as exc:
+            messages.error(request, exc.reason)
     if request.htmx:
         return render(request, "purchases/tabs/history.html", history_context(purchase, [sub]))
     return redirect("purchase-tab", pk=purchase.pk, tab="history")
@@ -223,7 +235,8 @@ def _billing_response(
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    """A small positive id from a query parameter, or None (never a 500)."""
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 @require_GET

@@ -359,7 +359,10 @@ def removesubscriptionitem(request: Request) -> Response:
 @idempotent
 def updatenextbillingdate(request: Request) -> Response:
     data = _valid(NextBillingDateInput, request)
-    moment = parse_datetime(data["NextBillingDate"])
+    try:
+        moment = parse_datetime(data["NextBillingDate"])
+    except ValueError:  # well-formed but impossible, e.g. 2027-02-30
+        moment = None
     if moment is None:
         raise InvalidInput(
             "NextBillingDate is not an RFC 3339 date-time.",

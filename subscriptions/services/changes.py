@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from dateutil.relativedelta import relativedelta
 from django.db import transaction
 
 from commerce.models import SMVersion
@@ -232,6 +233,11 @@ def remove_item(
     return locked.sub
 
 
+# How far ahead a next billing date may be moved: further has no business
+# meaning, and dates computed from it would leave the calendar (year 9999).
+MAX_YEARS_AHEAD = 10
+
+
 def change_next_billing_date(
     *,
     subscription: Subscription,
@@ -252,6 +258,11 @@ def change_next_billing_date(
         raise InvalidInput(
             "The next billing date must be in the future.",
             fields={"NextBillingDate": "Must be in the future."},
+        )
+    if next_billing_date > at + relativedelta(years=MAX_YEARS_AHEAD):
+        raise InvalidInput(
+            f"The next billing date can be at most {MAX_YEARS_AHEAD} years ahead.",
+            fields={"NextBillingDate": f"At most {MAX_YEARS_AHEAD} years ahead."},
         )
     with transaction.atomic():
         locked = lock(subscription)

@@ -388,3 +388,14 @@ def test_the_schema_says_subscription_ids_are_integers(client):
     schema = client.get("/api/schema/?format=json").json()
     change = schema["components"]["schemas"]["RenewalTypeInput"]["properties"]
     assert change["SubscriptionId"]["type"] == "integer"
+
+
+def test_an_impossible_or_far_next_billing_date_is_refused_with_a_message(api, sub):
+    for value, message in [
+        ("2027-02-30T00:00:00Z", "not an RFC 3339 date-time"),
+        ("9999-12-31T00:00:00Z", "at most 10 years ahead"),
+    ]:
+        body = {"SubscriptionId": sub.pk, "NextBillingDate": value}
+        answer = api.post("updatenextbillingdate", body)
+        assert answer.status_code == 400, answer.content
+        assert message in answer.json()["ResultMessage"]

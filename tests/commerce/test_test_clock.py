@@ -131,3 +131,11 @@ def test_the_header_shows_the_sandbox_clock_and_admins_advance_it(
     viewer = login(sandbox, "viewer")
     assert "Sandbox clock: 2026-02-07" in viewer.get("/purchases/").content.decode()
     assert viewer.post("/settings/clock/", {"by": "week"}).status_code == 403
+
+
+def test_an_impossible_date_is_a_message_not_an_error(sandbox, login):
+    staff = login(sandbox, "admin")
+    for value in ("2027-02-30", "not a date", "9999-99-99"):
+        answer = staff.post("/settings/clock/", {"by": "date", "to": value}, follow=True)
+        assert answer.status_code == 200
+        assert "Choose the date to advance to." in answer.content.decode()
