@@ -9,6 +9,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from . import csvsafe
 from .access import HtmxHttpRequest, client_of, membership_of, staff_required
 from .filters import PurchaseFilter
 from .models import Client
@@ -79,16 +80,18 @@ def purchase_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
             chunk_size=2000
         ):
             yield writer.writerow(
-                [
-                    pid,
-                    created.isoformat(),
-                    email,
-                    category,
-                    status,
-                    total,
-                    currency,
-                    f"S{sub_id}" if sub_id else "",
-                ]
+                csvsafe.row(
+                    [
+                        pid,
+                        created.isoformat(),
+                        email,
+                        category,
+                        status,
+                        total,
+                        currency,
+                        f"S{sub_id}" if sub_id else "",
+                    ]
+                )
             )
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")

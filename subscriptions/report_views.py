@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from commerce import csvsafe
 from commerce.access import HtmxHttpRequest, client_of, staff_required
 from commerce.models import Client, Product
 
@@ -266,7 +267,7 @@ def report_export(request: HtmxHttpRequest, page: str, figure: str) -> HttpRespo
     name = f"{page}-{figure}-{f.currency}-{f.start:%Y%m%d}-{f.end:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     writer = csv.writer(response)
-    writer.writerow(chosen.columns)
+    writer.writerow(csvsafe.row(chosen.columns))
     for row in chosen.rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(csvsafe.row(row))
     return response

@@ -122,3 +122,13 @@ def test_a_very_common_prefix_falls_back_to_the_join_with_the_same_result(
         == via_customers
         == {purchases["ada"].purchase.pk}
     )
+
+
+def test_csv_cells_that_look_like_formulas_are_exported_as_text(login, sm2, monthly):
+    sign_up(sm2, monthly, email="=1+2@example.com")
+    sign_up(sm2, monthly, email="-2+3@example.com")
+    response = login(sm2).get("/purchases/export.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    emails = {r[2] for r in rows[1:]}
+    assert emails == {"'=1+2@example.com", "'-2+3@example.com"}
+    assert all(r[5].replace(".", "").isdigit() for r in rows[1:])  # totals stay numbers

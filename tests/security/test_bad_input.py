@@ -264,4 +264,3 @@ def test_the_crawl_reaches_every_page_of_the_site(demo):
         if not re.match(r"^(admin|api)/", route)
     }
     assert site - names - NOT_CRAWLED - SKIP == set()
-
