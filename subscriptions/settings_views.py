@@ -53,7 +53,7 @@ def create_api_credential(request: HtmxHttpRequest) -> HttpResponse:
     """A new credential; its secret is shown on this one page and never again."""
     form = CredentialForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["label"]))
+        messages.error(request, " ".join(str(e) for e in form.errors["label"]))
         return redirect("settings")
     label = form.cleaned_data["label"]
     credential, secret = ApiCredential.issue(

@@ -192,7 +192,7 @@ def add_note(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     require_role(request, "support")
     form = NoteForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["text"]))
+        messages.error(request, " ".join(str(e) for e in form.errors["text"]))
     else:
         try:
             services.add_note(

@@ -37,7 +37,16 @@ MAX_ID = 2**63 - 1
 MAX_INT = 2**31 - 1
 
 
-@extend_schema_field(OpenApiTypes.INT)
+SUBSCRIPTION_ID_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": 10**17 - 1},
+        {"type": "string", "pattern": "^S?[1-9][0-9]{0,16}$"},
+    ],
+    "description": "1042, or S1042",
+}
+
+
+@extend_schema_field(SUBSCRIPTION_ID_SCHEMA)
 class SubscriptionIdField(serializers.Field):
     """A subscription id as the original platform sends it: a JSON integer;
     ``"1042"`` and ``"S1042"`` are accepted too."""
@@ -67,7 +76,9 @@ class RenewalTypeInput(ChangeInput):
 
 class ItemsInput(ChangeInput):
     Items = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_INT), allow_empty=False
+        child=serializers.IntegerField(min_value=1, max_value=MAX_INT),
+        allow_empty=False,
+        min_length=1,
     )
 
 
@@ -79,14 +90,42 @@ class RemoveInput(ChangeInput):
     RunningNumber = serializers.IntegerField(min_value=1, max_value=MAX_INT)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
+class DateTimeText(serializers.CharField):
+    """An RFC 3339 date-time, parsed by the view (its own messages)."""
+
+
 class NextBillingDateInput(ChangeInput):
-    NextBillingDate = serializers.CharField()
+    NextBillingDate = DateTimeText(max_length=40)
 
 
 class RenewInput(ChangeInput):
     ResetBillingInterval = serializers.BooleanField(default=False)
 
 
+ALIGNMENT_FLAGS = {
+    "GetCustomerPricePreviewOnly": {"type": "boolean", "default": False},
+    "AlignToCurrentInterval": {"type": "boolean", "default": False},
+    "ExtendInterval": {"type": "boolean", "default": False},
+}
+
+
+@extend_schema_field(
+    {
+        # ExtendInterval needs AlignToCurrentInterval: either aligned, or not extended.
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {**ALIGNMENT_FLAGS, "AlignToCurrentInterval": {"enum": [True]}},
+                "required": ["AlignToCurrentInterval"],
+            },
+            {
+                "type": "object",
+                "properties": {**ALIGNMENT_FLAGS, "ExtendInterval": {"enum": [False]}},
+            },
+        ]
+    }
+)
 class AlignmentInput(serializers.Serializer):
     GetCustomerPricePreviewOnly = serializers.BooleanField(default=False)
     AlignToCurrentInterval = serializers.BooleanField(default=False)
@@ -98,10 +137,15 @@ class AlignmentInput(serializers.Serializer):
         return data
 
 
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 9999999999, "multipleOf": 0.0001})
+class PriceField(serializers.DecimalField):
+    """A price: a JSON number (or a string of one), at most 4 decimal places."""
+
+
 class PriceInput(serializers.Serializer):
-    CurrencyId = serializers.CharField(min_length=3, max_length=3)
+    CurrencyId = serializers.RegexField(r"^[A-Za-z]{3}$", min_length=3, max_length=3)
     IsGross = serializers.BooleanField(default=True)
-    Value = serializers.DecimalField(
+    Value = PriceField(
         max_digits=16, decimal_places=4, min_value=Decimal("0"), max_value=Decimal("9999999999")
     )
 
@@ -153,9 +197,34 @@ class LineInput(serializers.Serializer):
     Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT, default=1)
 
 
+CARD_FIELDS = {
+    "CardNumber": {"type": "string", "pattern": "^[0-9]{12,19}$"},
+    "ExpiryMonth": {"type": "integer", "minimum": 1, "maximum": 12},
+    "ExpiryYear": {"type": "integer", "minimum": 2000, "maximum": 2200},
+}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"Type": {"enum": [PaymentKind.CARD.value]}, **CARD_FIELDS},
+                "required": ["Type", "CardNumber", "ExpiryMonth", "ExpiryYear"],
+            },
+            {
+                "type": "object",
+                "properties": {"Type": {"enum": [PaymentKind.INVOICE.value]}},
+                "required": ["Type"],
+            },
+        ]
+    }
+)
 class PaymentInput(serializers.Serializer):
     Type = serializers.ChoiceField(choices=PaymentKind.values)
-    CardNumber = serializers.CharField(max_length=19, required=False)
+    CardNumber = serializers.RegexField(
+        r"^[0-9]{12,19}$", max_length=19, required=False, help_text="12 to 19 digits"
+    )
     ExpiryMonth = serializers.IntegerField(required=False, min_value=1, max_value=12)
     ExpiryYear = serializers.IntegerField(required=False, min_value=2000, max_value=2200)
 
@@ -169,7 +238,7 @@ class PaymentInput(serializers.Serializer):
 
 class PurchaseInput(serializers.Serializer):
     Customer = CustomerInput()
-    Items = LineInput(many=True, allow_empty=False)
+    Items = serializers.ListField(child=LineInput(), allow_empty=False, min_length=1)
     PaymentMethod = PaymentInput()
     ConfirmAutoRenewal = serializers.BooleanField(default=True)
     GenerateMail = serializers.BooleanField(default=True)
@@ -243,7 +312,10 @@ def _ok(request: Request, sub: Subscription) -> Response:
 @extend_schema(
     parameters=[
         OpenApiParameter(
-            "subscriptionId", int, required=True, description="1042 (S1042 is accepted too)"
+            "subscriptionId",
+            SUBSCRIPTION_ID_SCHEMA,
+            required=True,
+            description="1042 (S1042 is accepted too)",
         ),
         OpenApiParameter("isCurrent", bool),
     ],
@@ -268,19 +340,35 @@ CUSTOMER_KEYS = {
 }
 
 
+CUSTOMER_KEY_SCHEMAS = {
+    "customerId": {"type": "string", "pattern": "^[1-9][0-9]{0,16}$"},
+    "customerReferenceId": {"type": "string", "minLength": 1, "maxLength": 100},
+    "customerEmail": {"type": "string", "minLength": 3, "maxLength": 254},
+}
+
+
 @extend_schema(
-    parameters=[OpenApiParameter(name, str) for name in CUSTOMER_KEYS],
+    parameters=[
+        OpenApiParameter(
+            name,
+            schema,
+            description="Give one of customerId, customerReferenceId, customerEmail "
+            "(if several are given, the first in that order counts).",
+        )
+        for name, schema in CUSTOMER_KEY_SCHEMAS.items()
+    ],
     responses=ANSWERS,
 )
 @api_view(["GET"])
 def getsubscriptionsforcustomer(request: Request) -> Response:
-    given = {k: v for k, v in request.query_params.items() if k in CUSTOMER_KEYS and v}
-    if len(given) != 1:
+    given = [(k, request.query_params.get(k, "")) for k in CUSTOMER_KEYS]
+    given = [(k, v) for k, v in given if v]
+    if not given:
         raise InvalidInput(
-            "Give exactly one of customerId, customerReferenceId, customerEmail.",
-            fields={k: "Give exactly one of these." for k in CUSTOMER_KEYS},
+            "Give one of customerId, customerReferenceId, customerEmail.",
+            fields={k: "Give one of these." for k in CUSTOMER_KEYS},
         )
-    key, value = next(iter(given.items()))
+    key, value = given[0]  # several: the first in the documented order counts
     if key == "customerId" and not (value.isdigit() and int(value) <= MAX_ID):
         raise InvalidInput("customerId is a number.", fields={key: "Expected a number."})
     if key == "customerEmail":
@@ -414,7 +502,7 @@ def createpurchase(request: Request) -> Response:
     products = {p.pk: p for p in Product.objects.filter(client=client, pk__in=wanted)}
     unknown = [pk for pk in wanted if pk not in products]
     if unknown:
-        raise InvalidInput(
+        raise NotFound(
             f"Unknown product(s): {', '.join(map(str, unknown))}.",
             fields={"Items": f"No product {', '.join(map(str, unknown))} for this client."},
         )
@@ -463,7 +551,7 @@ def _product(request: Request, pk: int | None) -> Product | None:
         return None
     product = Product.objects.filter(client=_client(request), pk=pk).first()
     if product is None:
-        raise InvalidInput(
+        raise NotFound(
             f"Unknown product {pk}.", fields={"ProductId": f"No product {pk} for this client."}
         )
     return product

@@ -250,7 +250,7 @@ def product_change(item: SubscriptionItem, product: Product) -> ItemChange:
 def gross_price(price: CustomerPrice, *, currency: str, vat_rate: Decimal) -> Decimal:
     """The gross unit price of a ``CustomerPrice`` (stored prices are gross)."""
     if price.currency.upper() != currency:
-        raise InvalidInput(
+        raise TransitionNotAllowed(
             f"The price is in {price.currency.upper()}, the subscription in {currency}.",
             fields={"CustomerPrice.CurrencyId": f"Must be {currency}."},
         )

@@ -153,12 +153,6 @@ def test_bad_input_is_a_400_with_the_field_and_changes_nothing(api, sub, sm2, pr
     weekly = ProductFactory(client=sm2, interval_months=0, interval_days=7)
     cases = [
         ("updatesubscriptionitem", {"RunningNumber": 1, "ProductId": weekly.pk}, "ProductId"),
-        ("addsubscriptionitem", {"ProductId": 10**12}, "ProductId"),
-        (
-            "updatesubscriptionitemprice",
-            {"RunningNumber": 1, "CustomerPrice": {"CurrencyId": "USD", "Value": "1"}},
-            "CustomerPrice.CurrencyId",
-        ),
         (
             "updatesubscriptionitemprice",
             {"RunningNumber": 1, "CustomerPrice": {"CurrencyId": "EUR", "Value": "-1"}},
@@ -182,6 +176,20 @@ def test_bad_input_is_a_400_with_the_field_and_changes_nothing(api, sub, sm2, pr
         answer = api.post(endpoint, {"SubscriptionId": sub.display_id, **body})
         assert answer.status_code == 400, (endpoint, answer.json())
         assert field in answer.json()["Errors"], (endpoint, answer.json())
+    # An unknown product is a 404; a price in another currency than the
+    # subscription's conflicts with it: 409. Both name the field.
+    for endpoint, body, field, status in [
+        ("addsubscriptionitem", {"ProductId": 10**12}, "ProductId", 404),
+        (
+            "updatesubscriptionitemprice",
+            {"RunningNumber": 1, "CustomerPrice": {"CurrencyId": "USD", "Value": "1"}},
+            "CustomerPrice.CurrencyId",
+            409,
+        ),
+    ]:
+        answer = api.post(endpoint, {"SubscriptionId": sub.display_id, **body})
+        assert answer.status_code == status, (endpoint, answer.json())
+        assert field in answer.json()["Errors"], (endpoint, answer.json())
     assert fresh(sub).row_version == sub.row_version
     assert not Purchase.objects.filter(subscription=sub, category="alignment").exists()
 
@@ -203,7 +211,7 @@ def test_another_clients_subscription_item_or_product(api, sub, products):
     answer = api.post(
         "addsubscriptionitem", {"SubscriptionId": sub.display_id, "ProductId": their_product.pk}
     )
-    assert answer.status_code == 400
+    assert answer.status_code == 404  # another client's product: as if it did not exist
     assert fresh(theirs).items.get().quantity == 1
 
 

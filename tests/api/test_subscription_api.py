@@ -253,7 +253,7 @@ def test_createpurchase_refusals(api, monthly, sm2):
     assert not Subscription.objects.filter(client=sm2).exists()
     other = ProductFactory(client=ClientFactory())
     foreign = api.post("createpurchase", purchase_body(other))
-    assert foreign.status_code == 400 and "Items" in foreign.json()["Errors"]
+    assert foreign.status_code == 404 and "Items" in foreign.json()["Errors"]
     no_card = api.post("createpurchase", purchase_body(monthly, PaymentMethod={"Type": "card"}))
     assert no_card.status_code == 400
     assert "PaymentMethod.CardNumber" in no_card.json()["Errors"]
@@ -261,10 +261,14 @@ def test_createpurchase_refusals(api, monthly, sm2):
     assert no_email.status_code == 400 and "Customer.Email" in no_email.json()["Errors"]
 
 
-def test_getsubscriptionsforcustomer_needs_exactly_one_key(api, sub):
-    assert api.get("getsubscriptionsforcustomer").status_code == 400
-    both = api.get("getsubscriptionsforcustomer", customerId="1", customerEmail="a@b.c")
-    assert both.status_code == 400
+def test_getsubscriptionsforcustomer_needs_one_key_and_the_first_counts(api, sub):
+    none = api.get("getsubscriptionsforcustomer")
+    assert none.status_code == 400 and "Give one of" in none.json()["ResultMessage"]
+    both = api.get(
+        "getsubscriptionsforcustomer", customerId=str(sub.customer_id), customerEmail="a@b.c"
+    )
+    assert both.status_code == 200  # customerId comes first in the documented order
+    assert [s["Id"] for s in both.json()["Subscriptions"]] == [sub.pk]
     assert api.get("getsubscriptionsforcustomer", customerId="abc").status_code == 400
     unknown = api.get("getsubscriptionsforcustomer", customerEmail="nobody@example.com")
     assert unknown.status_code == 404
@@ -387,7 +391,11 @@ def test_anything_else_as_a_subscription_id_is_a_400_naming_the_field(api, sub, 
 def test_the_schema_says_subscription_ids_are_integers(client):
     schema = client.get("/api/schema/?format=json").json()
     change = schema["components"]["schemas"]["RenewalTypeInput"]["properties"]
-    assert change["SubscriptionId"]["type"] == "integer"
+    integer, text = change["SubscriptionId"]["oneOf"]
+    assert integer["type"] == "integer" and integer["minimum"] == 1
+    assert text["pattern"] == "^S?[1-9][0-9]{0,16}$"
+    purchase = schema["components"]["schemas"]["PurchaseInput"]["properties"]
+    assert purchase["Items"]["minItems"] == 1
 
 
 def test_an_impossible_or_far_next_billing_date_is_refused_with_a_message(api, sub):
