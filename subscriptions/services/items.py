@@ -288,12 +288,12 @@ def _check_product(product: Product, sub: Subscription) -> None:
         )
     if (product.interval_months, product.interval_days) != (sub.interval_months, sub.interval_days):
         every = Interval(product.interval_months, product.interval_days)
-        raise InvalidInput(
+        raise TransitionNotAllowed(
             f"{product.name} renews every {every}; {sub.display_id} every {sub.interval}.",
             fields={"ProductId": "Must have the subscription's interval length."},
         )
     if product.currency != sub.currency:
-        raise InvalidInput(
+        raise TransitionNotAllowed(
             f"{product.name} is priced in {product.currency}; {sub.display_id} in {sub.currency}.",
             fields={"ProductId": "Must have the subscription's currency."},
         )

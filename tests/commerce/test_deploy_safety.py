@@ -35,7 +35,15 @@ def run_with(env, tmp_path, *args):
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("COMMERCE_DEV", "DEBUG", "SECRET_KEY", "CACHE_URL", "ALLOWED_HOSTS")
+        if k
+        not in (
+            "COMMERCE_DEV",
+            "DEBUG",
+            "SECRET_KEY",
+            "CACHE_URL",
+            "ALLOWED_HOSTS",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",  # set for the browser tests
+        )
     }
     clean.update(env, DJANGO_SETTINGS_MODULE="commerce.settings", COMMERCE_VAR_DIR=str(tmp_path))
     command = args or ("-c", PROBE)
