@@ -202,7 +202,26 @@ def _start_worker(queue: str, concurrency: int, env: dict[str, str]) -> subproce
     return worker
 
 
+def peak_memory_mb(worker: subprocess.Popen) -> float:
+    """The largest peak resident memory (VmHWM) of the worker's pool processes."""
+    peaks = []
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+    pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks, default=0.0)
+
+
+PEAKS: list[float] = []
+
+
 def _stop(worker: subprocess.Popen) -> None:
+    try:
+        PEAKS.append(peak_memory_mb(worker))
+    except OSError:
+        pass
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(60)
 
@@ -338,20 +357,24 @@ def main() -> None:
         flush=True,
     )
 
+    print(f"peak memory per worker process (VmHWM): {max(PEAKS, default=0):.0f} MB\n")
     if args.latency_ms:
+        from django.conf import settings
+
         print(
-            f"gateway latency {args.latency_ms} ms per charge, "
-            f"{args.latency_due:,} due per run, 16 charges in flight per batch:"
+            f"gateway latency {args.latency_ms} ms per charge, {args.latency_due:,} due per "
+            f"run, up to {settings.GATEWAY_MAX_IN_FLIGHT_PER_CLIENT} charges in flight per "
+            f"client and {settings.GATEWAY_MAX_IN_FLIGHT} per worker process:"
         )
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
             make_due_again(args.latency_due)
+            PEAKS.clear()
             charged, seconds = run_engine(
-                concurrency,
-                {"TEST_GATEWAY_LATENCY_MS": str(args.latency_ms), "RENEWAL_BATCH_SIZE": "200"},
+                concurrency, {"TEST_GATEWAY_LATENCY_MS": str(args.latency_ms)}
             )
             print(
-                f"  worker concurrency {concurrency}: {charged:,} in {seconds:.1f}s "
-                f"= {charged / seconds:,.0f}/s",
+                f"  {concurrency} worker process(es): {charged:,} in {seconds:.1f}s "
+                f"= {charged / seconds:,.0f}/s; peak memory per process {max(PEAKS):.0f} MB",
                 flush=True,
             )
 

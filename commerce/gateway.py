@@ -13,12 +13,14 @@ safe after a crash between "charged" and "recorded".
 from __future__ import annotations
 
 import enum
+import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -26,6 +28,8 @@ from django.utils.module_loading import import_string
 
 from .bulk import insert_rows, new
 from .models import GatewayCharge
+
+T = TypeVar("T")
 
 
 class PaymentKind(models.TextChoices):
@@ -76,6 +80,56 @@ class ChargeRequest:
     currency: str
     payment_method: PaymentMethod
     idempotency_key: str
+    client_id: int = 0  # whose charge: in-flight calls are bounded per client
+
+
+# --- calls in flight ------------------------------------------------------------------
+#
+# A worker process keeps up to GATEWAY_MAX_IN_FLIGHT gateway calls in flight
+# (a thread pool: calls wait on the network, not the CPU), at most
+# GATEWAY_MAX_IN_FLIGHT_PER_CLIENT of one client. The pool is made on first
+# use in each (forked) worker process and kept; its threads exist only while
+# there are calls, so an idle worker holds none.
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_client_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.GATEWAY_MAX_IN_FLIGHT, thread_name_prefix="gateway"
+            )
+        return _pool
+
+
+def _slots(client_id: int) -> threading.BoundedSemaphore:
+    with _pool_lock:
+        if client_id not in _client_slots:
+            _client_slots[client_id] = threading.BoundedSemaphore(
+                settings.GATEWAY_MAX_IN_FLIGHT_PER_CLIENT
+            )
+        return _client_slots[client_id]
+
+
+def in_flight(calls: list[Callable[[], T]], *, client_id: int = 0) -> list[T]:
+    """Run ``calls`` (each one gateway call, bounded by its own timeout)
+    concurrently in the process's pool, at most the client's share at once;
+    their results in order."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    slots = _slots(client_id)
+    pool = _shared_pool()
+    futures: list[Future[T]] = []
+    for call in calls:
+        slots.acquire()
+        future = pool.submit(call)
+        future.add_done_callback(lambda _: slots.release())
+        futures.append(future)
+    return [future.result() for future in futures]
 
 
 class PaymentGateway(Protocol):
@@ -214,8 +268,12 @@ class TestGateway:
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
         """A renewal batch in a constant number of ledger queries (one read
         and one COPY on PostgreSQL when no key was seen before). Latency is
-        spent per charge, ``TEST_GATEWAY_CONCURRENCY`` at a time, as a client
-        with a connection pool to a real processor would."""
+        spent per charge, as many at a time as ``in_flight`` allows, as a
+        client with a pool of connections to a real processor would; a call
+        longer than ``GATEWAY_TIMEOUT_SECONDS`` is abandoned before the
+        processor commits it: a transient error, nothing charged (a real
+        gateway's adapter must make the same promise, by looking the key up
+        before it answers "error")."""
         keys = [r.idempotency_key for r in requests]
         known = {
             row.idempotency_key: row
@@ -234,7 +292,7 @@ class TestGateway:
                 ).values_list("payment_method_ref", flat=True)
             )
         decided = {r.idempotency_key: self._decide(r.payment_method, charged_before) for r in fresh}
-        self._wait(len(fresh))
+        timed_out = self._network(fresh)
         rows = [
             new(
                 GatewayCharge,
@@ -249,6 +307,7 @@ class TestGateway:
             )
             for r in fresh
             if decided[r.idempotency_key].outcome != Outcome.ERROR
+            and r.idempotency_key not in timed_out
         ]
         try:
             with transaction.atomic():
@@ -262,7 +321,10 @@ class TestGateway:
                     idempotency_key__in=[r.idempotency_key for r in fresh]
                 )
             )
-        return [_result(known[key]) if key in known else decided[key] for key in keys]
+        return [
+            TIMED_OUT if key in timed_out else _result(known[key]) if key in known else decided[key]
+            for key in keys
+        ]
 
     def lookup(self, idempotency_key: str) -> ChargeResult | None:
         row = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
@@ -291,11 +353,25 @@ class TestGateway:
         )
         return _result(row)
 
-    def _wait(self, charges: int) -> None:
-        if not self.latency_ms or not charges:
-            return
-        with ThreadPoolExecutor(max_workers=settings.TEST_GATEWAY_CONCURRENCY) as pool:
-            list(pool.map(lambda _: time.sleep(self.latency_ms / 1000), range(charges)))
+    def _network(self, requests: list[ChargeRequest]) -> set[str]:
+        """The time each call spends on the network, in flight together;
+        the keys of those that took longer than the timeout."""
+        if not self.latency_ms or not requests:
+            return set()
+        latency, timeout = self.latency_ms / 1000, settings.GATEWAY_TIMEOUT_SECONDS
+
+        def call() -> bool:
+            time.sleep(min(latency, timeout))
+            return latency > timeout
+
+        by_client: dict[int, list[ChargeRequest]] = {}
+        for request in requests:
+            by_client.setdefault(request.client_id, []).append(request)
+        late: set[str] = set()
+        for client_id, mine in by_client.items():
+            answers = in_flight([call] * len(mine), client_id=client_id)
+            late |= {r.idempotency_key for r, slow in zip(mine, answers, strict=True) if slow}
+        return late
 
     def _decide(
         self, payment_method: PaymentMethod, charged_before: set[str] | None = None
@@ -321,6 +397,9 @@ class TestGateway:
         return ChargeResult(
             Outcome.DECLINED, reference, "Unknown test card; use 4242 4242 4242 4242."
         )
+
+
+TIMED_OUT = ChargeResult(Outcome.ERROR, message="The payment service did not answer in time.")
 
 
 def _result(row: GatewayCharge) -> ChargeResult:

@@ -348,8 +348,17 @@ RENEWAL_STALL_AFTER = int(os.environ.get("RENEWAL_STALL_AFTER", "180"))
 # simulates a real processor.
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "commerce.gateway.TestGateway")
 TEST_GATEWAY_LATENCY_MS = int(os.environ.get("TEST_GATEWAY_LATENCY_MS", "0"))
-# Charges of one renewal batch in flight at once (a connection pool's size).
-TEST_GATEWAY_CONCURRENCY = int(os.environ.get("TEST_GATEWAY_CONCURRENCY", "16"))
+# Gateway calls in flight at once per worker process (its pool of connections
+# to the processor), and per client within that; each call gives up after
+# GATEWAY_TIMEOUT_SECONDS (a transient error: retried with the same key).
+# TEST_GATEWAY_CONCURRENCY is the older name of the per-client bound.
+GATEWAY_MAX_IN_FLIGHT = int(os.environ.get("GATEWAY_MAX_IN_FLIGHT", "1000"))
+GATEWAY_MAX_IN_FLIGHT_PER_CLIENT = int(
+    os.environ.get(
+        "GATEWAY_MAX_IN_FLIGHT_PER_CLIENT", os.environ.get("TEST_GATEWAY_CONCURRENCY", "1000")
+    )
+)
+GATEWAY_TIMEOUT_SECONDS = float(os.environ.get("GATEWAY_TIMEOUT_SECONDS", "10"))
 
 # Unconfigured, sent e-mails are written as files to var/sent-emails/ (and
 # listed on the Purchase viewer's E-mails tab); set EMAIL_BACKEND for SMTP.

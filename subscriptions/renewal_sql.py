@@ -78,6 +78,7 @@ class Claim:
             self.purchase.currency,
             self.sub.payment_method,
             services.renewal_key(self.sub.pk, self.purchase.interval_no or 0, 1),
+            client_id=self.sub.client_id,
         )
 
 

@@ -7,6 +7,7 @@ from commerce.gateway import (
     CARD_DECLINED,
     CARD_DECLINES_AFTER_FIRST,
     CARD_TRANSIENT_ERROR,
+    ChargeRequest,
     Outcome,
     TestGateway,
     get_gateway,
@@ -80,7 +81,7 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
 
     method = card(CARD_APPROVED)
 
-    def another_batch_wins_while_we_wait(self, charges):
+    def another_batch_wins_while_we_wait(self, requests):
         GatewayCharge.objects.create(
             idempotency_key="race-1",
             payment_token=method.token,
@@ -90,8 +91,9 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
             outcome=Outcome.APPROVED,
             reference="tg_winner",
         )
+        return set()  # none timed out
 
-    monkeypatch.setattr(TestGateway, "_wait", another_batch_wins_while_we_wait)
+    monkeypatch.setattr(TestGateway, "_network", another_batch_wins_while_we_wait)
     requests = [
         ChargeRequest(Decimal("5.00"), "EUR", method, "race-1"),
         ChargeRequest(Decimal("7.00"), "EUR", method, "race-2"),
@@ -100,3 +102,74 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
     assert (first.outcome, first.reference) == (Outcome.APPROVED, "tg_winner")
     assert second.approved
     assert GatewayCharge.objects.filter(idempotency_key__startswith="race-").count() == 2
+
+
+# --- calls in flight ------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch):
+    from commerce import gateway
+
+    monkeypatch.setattr(gateway, "_pool", None)
+    monkeypatch.setattr(gateway, "_client_slots", {})
+    return gateway
+
+
+def _counting_calls(n, record):
+    import threading
+    import time
+
+    lock = threading.Lock()
+
+    def call():
+        with lock:
+            record["now"] += 1
+            record["most"] = max(record["most"], record["now"])
+        time.sleep(0.02)
+        with lock:
+            record["now"] -= 1
+        return True
+
+    return [call] * n
+
+
+def test_many_calls_are_in_flight_at_once_up_to_the_clients_bound(fresh_pool, settings):
+    settings.GATEWAY_MAX_IN_FLIGHT, settings.GATEWAY_MAX_IN_FLIGHT_PER_CLIENT = 64, 8
+    record = {"now": 0, "most": 0}
+    assert fresh_pool.in_flight(_counting_calls(40, record), client_id=1) == [True] * 40
+    assert record["most"] == 8  # reached, never passed
+
+
+def test_two_clients_share_the_process_bound(fresh_pool, settings):
+    import threading
+
+    settings.GATEWAY_MAX_IN_FLIGHT, settings.GATEWAY_MAX_IN_FLIGHT_PER_CLIENT = 12, 8
+    record = {"now": 0, "most": 0}
+    threads = [
+        threading.Thread(
+            target=fresh_pool.in_flight,
+            args=(_counting_calls(30, record),),
+            kwargs={"client_id": c},
+        )
+        for c in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 8 < record["most"] <= 12  # both clients at once, never past the process's bound
+
+
+def test_a_call_past_the_timeout_is_a_transient_error_that_charged_nothing(
+    db, fresh_pool, settings
+):
+    settings.GATEWAY_TIMEOUT_SECONDS = 0.05
+    method = card(CARD_APPROVED)
+    request = ChargeRequest(Decimal("5.00"), "EUR", method, "slow-1", client_id=7)
+    (late,) = TestGateway(latency_ms=300).charge_many([request])
+    assert late.outcome == Outcome.ERROR and "in time" in late.message
+    assert not GatewayCharge.objects.filter(idempotency_key="slow-1").exists()
+    (again,) = TestGateway(latency_ms=10).charge_many([request])
+    assert again.approved
+    assert GatewayCharge.objects.filter(idempotency_key="slow-1").count() == 1
