@@ -99,8 +99,14 @@ class PurchaseAdmin(admin.ModelAdmin):
     raw_id_fields = ("customer", "subscription", "payment_method")
     inlines = [PurchaseItemInline]
     date_hierarchy = "created_at"
+    # Money and payment state change through the services (Mark as paid,
+    # renewals, refunds) with their history: read-only here.
+    readonly_fields = tuple(f.name for f in Purchase._meta.concrete_fields if not f.primary_key)
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False
 
 

@@ -60,10 +60,17 @@ class PurchaseFilter(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"placeholder": "Purchase id, S-id, e-mail or name"}),
     )
     product = django_filters.ModelChoiceFilter(
-        queryset=Product.objects.none(), method="by_product", label="Product"
+        queryset=Product.objects.none(),
+        method="by_product",
+        label="Product",
+        empty_label="All products",
     )
-    status = django_filters.ChoiceFilter(choices=Purchase.Status.choices)
-    category = django_filters.ChoiceFilter(choices=Purchase.Category.choices)
+    status = django_filters.ChoiceFilter(
+        choices=Purchase.Status.choices, empty_label="All statuses"
+    )
+    category = django_filters.ChoiceFilter(
+        choices=Purchase.Category.choices, empty_label="All categories"
+    )
     created_from = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__gte", label="From", widget=DateInput
     )

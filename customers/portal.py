@@ -10,7 +10,7 @@ only ever queries that customer's rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -28,6 +28,9 @@ SALT = "customers.portal.link"
 class LinkProblem:
     title: str
     message: str
+    # Known for an expired link: a new one is offered there. Not part of what
+    # the problem is (EXPIRED == EXPIRED whatever the client).
+    client: Client | None = field(default=None, compare=False)
 
 
 EXPIRED = LinkProblem(
@@ -38,7 +41,7 @@ EXPIRED = LinkProblem(
 INVALID = LinkProblem(
     "This link is not valid",
     "The link is incomplete or was changed. Use the link from your latest e-mail as it is, "
-    "or enter your e-mail address below to get a new one.",
+    "or ask the shop you bought from for a new one.",
 )
 
 
@@ -84,5 +87,5 @@ def customer_from_token(token: str, *, max_age: int | None = None) -> Customer |
         return INVALID
     # The age on the customer's client's clock (a sandbox's test clock).
     if customer.client.now().timestamp() - stamped > age:
-        return EXPIRED
+        return replace(EXPIRED, client=customer.client)
     return customer

@@ -44,7 +44,7 @@ def enter(request: HttpRequest, token: str) -> HttpResponse:
         return render(
             request,
             "portal/link_problem.html",
-            {"problem": found, "form": LinkRequestForm(), "client": None},
+            {"problem": found, "form": LinkRequestForm(), "client": found.client},
             status=403,
         )
     request.session.cycle_key()

@@ -210,7 +210,23 @@ def perform(
     ):
         raise InvalidInput(f"The charge did not go through ({result.status}): {result.message}")
     sub.refresh_from_db()
-    return f"{ACTIONS[name].label}: done. {sub.display_id} is now {sub.get_status_display()}."
+    return f"{ACTIONS[name].label}: done. {_what_changed(name, sub, running_no)}"
+
+
+def _what_changed(name: str, sub: Subscription, running_no: int | None) -> str:
+    """The message names what the action changed, not only the status."""
+    status = sub.get_status_display()
+    if name in ("switch-manual", "switch-automatic"):
+        how = "manually" if sub.renewal_type == RenewalType.MANUAL else "automatically"
+        return f"{sub.display_id} now renews {how} (status {status})."
+    if name in ("deactivate-item", "reinstate-item") and running_no is not None:
+        item = sub.items.filter(running_no=running_no).first()
+        if item is not None:
+            now = item.get_status_display()
+            return f"Item {running_no} is now {now}; {sub.display_id} is {status}."
+    if name in ("change-date", "renew-now", "mark-paid"):
+        return f"{sub.display_id} is {status}; next billing date {sub.next_billing_date:%Y-%m-%d}."
+    return f"{sub.display_id} is now {status}."
 
 
 def _item_no(running_no: int | None) -> int:

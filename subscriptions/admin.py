@@ -75,6 +75,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False  # a deleted subscription would lose its history
 
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # subscriptions are made by sign-ups (checkout, API), with history
+
     @admin.action(description="Hand billing over to the client")
     def hand_over(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         actor = services.Actor.staff(request.user)  # type: ignore[arg-type]

@@ -45,8 +45,12 @@ class SubscriptionFilter(django_filters.FilterSet):
         label="Search",
         widget=forms.TextInput(attrs={"placeholder": "S-id, e-mail or name"}),
     )
-    status = django_filters.ChoiceFilter(choices=SubscriptionStatus.choices)
-    renewal_type = django_filters.ChoiceFilter(choices=RenewalType.choices, label="Renewal")
+    status = django_filters.ChoiceFilter(
+        choices=SubscriptionStatus.choices, empty_label="All statuses"
+    )
+    renewal_type = django_filters.ChoiceFilter(
+        choices=RenewalType.choices, label="Renewal", empty_label="All"
+    )
 
     class Meta:
         model = Subscription

@@ -114,3 +114,13 @@ def test_a_renewal_run_shows_its_batches(operator, sm2, monthly):
     assert page.status_code == 200
     text = page.content.decode()
     assert "Renewal charges" in text and "Subscriptions" in text
+
+
+def test_subscriptions_cannot_be_added_and_purchases_not_edited_by_hand(operator, signed_up):
+    assert operator.get("/admin/subscriptions/subscription/add/").status_code == 403
+    listing = operator.get("/admin/subscriptions/subscription/").content.decode()
+    assert "/admin/subscriptions/subscription/add/" not in listing
+    purchase = signed_up.purchase
+    page = operator.get(f"/admin/commerce/purchase/{purchase.pk}/change/").content.decode()
+    assert 'name="status"' not in page and 'name="total"' not in page
+    assert operator.get("/admin/commerce/purchase/add/").status_code == 403

@@ -347,3 +347,16 @@ def test_a_card_number_is_never_stored_nor_shown(client, sm2, monthly, admin_cli
         page = admin_client.get(url).content.decode()
         assert "4242424242424242" not in page and "4242 4242 4242 4242" not in page, url
     assert "Visa •••• 4242" in str(method)
+
+
+def test_403_and_404_are_styled_pages_with_navigation_and_the_reason(client, sm2):
+    viewer = StaffFactory(client=sm2, role="viewer")
+    client.force_login(viewer.user)
+    denied = client.post("/renewals/start/")
+    assert denied.status_code == 403
+    page = denied.content.decode()
+    assert "Your role (viewer) may not do this." in page and 'class="mainnav"' in page
+    missing = client.get("/purchases/999999/")
+    assert missing.status_code == 404
+    assert "Not found" in missing.content.decode() and 'class="mainnav"' in missing.content.decode()
+    assert client.get("/checkout/no-such-shop/").status_code == 404

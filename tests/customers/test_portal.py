@@ -50,9 +50,13 @@ def test_an_expired_or_tampered_link_is_refused_with_a_clear_page(client, ann, c
     expired = client.get(f"/portal/enter/{token}/")
     assert expired.status_code == 403
     assert "This link has expired" in expired.content.decode()
+    # The page has the form it talks about, for the customer's shop.
+    assert f'action="/portal/link/{ann.client.slug}/"' in expired.content.decode()
+    assert 'name="email"' in expired.content.decode()
     tampered = client.get(f"/portal/enter/{token[:-2]}xx/")
     assert tampered.status_code == 403
     assert "This link is not valid" in tampered.content.decode()
+    assert "below" not in tampered.content.decode()  # no form to point at
     assert client.get("/portal/").status_code == 403  # no session was started
 
 

@@ -71,6 +71,7 @@ def test_switch_to_manual_asks_first_then_updates_the_tab_and_history(login, sm2
     assert ">Switch to Automatic Renewal</a>" in html
     assert ">Switch to Manual Renewal</a>" not in html
     assert "Switch to Manual Renewal: done." in html
+    assert "now renews manually" in html  # what changed, not only the status
     entry = sub.history.order_by("-id").first()
     assert (entry.event_code, entry.actor_kind) == ("renTypeUpd", "staff")
     assert "renTypeUpd" in staff.get(f"/purchases/{bought.purchase.pk}/history/").content.decode()
