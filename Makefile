@@ -26,6 +26,8 @@ install-dev: $(VENV)/.installed-dev
 
 # `make run` is the explicit development mode (COMMERCE_DEV=1, docs/deploy.md).
 run: export COMMERCE_DEV ?= 1
+run: export PORT ?= 8000
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_demo

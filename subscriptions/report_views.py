@@ -171,7 +171,7 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
                 "line",
                 reports.churn(f),
                 ["Churn %"],
-                "Deactivated or finished in the month ÷ active at its start.",
+                "Deactivated or finished in the month ÷ (active at its start + started in it).",
             )
         ], {}
     if page == "renewals":
@@ -242,6 +242,7 @@ def report(request: HtmxHttpRequest, page: str) -> HttpResponse:
     context = {
         "pages": PAGES,
         "page": page,
+        "page_label": dict(PAGES)[page],
         "form": form,
         "f": f,
         "figures": [(fig, fig.chart()) for fig in shown],

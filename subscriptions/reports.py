@@ -229,7 +229,9 @@ def revenue(f: Filters) -> list[MonthRow]:
 
 
 def churn(f: Filters) -> list[MonthRow]:
-    """Per month: active at its start, churned in it, churn rate (percent)."""
+    """Per month: active at its start, started in it, churned in it, and the
+    churn rate: churned ÷ (active at the start + started in the month), in
+    percent with two decimals; none (shown "–") for a month with neither."""
     lo, hi = f.range
     population = _subscriptions(f).exclude(status__in=[S.NEW, S.HANDLED_BY_CLIENT])
     ended = population.filter(status__in=[S.DEACTIVATED, S.FINISHED], end_date__isnull=False)
@@ -245,12 +247,21 @@ def churn(f: Filters) -> list[MonthRow]:
     active = before["started"] - before["ended"]
     out = []
     for month in f.months:
-        churned = ended_in.get(month, 0)
-        rate = (Decimal(churned) * 100 / active).quantize(Decimal("0.01")) if active else ZERO
+        churned, started = ended_in.get(month, 0), started_in.get(month, 0)
+        exposed = active + started
+        rate = (Decimal(churned) * 100 / exposed).quantize(Decimal("0.01")) if exposed else None
         out.append(
-            MonthRow(month, {"Active at start": active, "Churned": churned, "Churn %": rate})
+            MonthRow(
+                month,
+                {
+                    "Active at start": active,
+                    "Started": started,
+                    "Churned": churned,
+                    "Churn %": rate,
+                },
+            )
         )
-        active += started_in.get(month, 0) - churned
+        active += started - churned
     return out
 
 

@@ -121,16 +121,24 @@ def test_new_vs_renewal_revenue_per_month(shop):
 
 def test_churn_per_month(shop):
     rows = [(r.month.month, r.values) for r in reports.churn(filters(shop))]
-    # Active at the start of each month (started before, not ended before) and churned in it:
-    # Feb 0 / 0; Mar 1 (D) / 0; Apr 2 (A, D) / 1 (D on 5 Apr) = 50 %;
-    # May 2 (A, B) / 0; Jun 3 (A, B, E) / 0.
-    assert [(m, v["Active at start"], v["Churned"], v["Churn %"]) for m, v in rows] == [
-        (2, 0, 0, Decimal("0")),
-        (3, 1, 0, Decimal("0.00")),
-        (4, 2, 1, Decimal("50.00")),
-        (5, 2, 0, Decimal("0.00")),
-        (6, 3, 0, Decimal("0.00")),
+    # Active at the start of each month (started before, not ended before), started in it,
+    # churned in it; rate = churned / (active at start + started):
+    # Feb 0 + 1 (D) / 0; Mar 1 (D) + 1 (A) / 0; Apr 2 (A, D) + 1 (B) / 1 (D on 5 Apr) = 33.33 %;
+    # May 2 (A, B) + 1 (E) / 0; Jun 3 (A, B, E) + 1 (C) / 0.
+    assert [
+        (m, v["Active at start"], v["Started"], v["Churned"], v["Churn %"]) for m, v in rows
+    ] == [
+        (2, 0, 1, 0, Decimal("0.00")),
+        (3, 1, 1, 0, Decimal("0.00")),
+        (4, 2, 1, 1, Decimal("33.33")),
+        (5, 2, 1, 0, Decimal("0.00")),
+        (6, 3, 1, 0, Decimal("0.00")),
     ]
+
+
+def test_a_month_with_nobody_active_or_starting_has_no_churn_rate(shop):
+    rows = reports.churn(Filters(shop["client"], "EUR", date(2025, 6, 1), date(2025, 8, 31), None))
+    assert [r.values["Churn %"] for r in rows] == [None, None, None]
 
 
 def test_renewal_success_rate(shop):
