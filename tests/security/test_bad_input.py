@@ -113,6 +113,7 @@ def url_name(path: str) -> str | None:
 class Crawl:
     def __init__(self, client: Client) -> None:
         self.client, self.seen, self.forms, self.errors = client, set(), [], []
+        self.silent: list[str] = []
         self.names: Counter[str] = Counter()
 
     def check(self, response, what):
@@ -172,7 +173,20 @@ class Crawl:
                     else:
                         response = self.client.get(form.action, data)
                     self.check(response, f"{form.method} {form.action} {name}={label}")
+                    if label == "nul" and form.method.lower() == "post":
+                        self.refused(response, f"POST {form.action} {name}=NUL")
                     relogin()
+
+    def refused(self, response, what):
+        """A value nothing may store (NUL) is refused with a message: a 4xx,
+        or a page (after a redirect) that shows an error."""
+        if 400 <= response.status_code < 500:
+            return
+        if response.status_code in (301, 302, 303) and response["Location"].startswith("/"):
+            response = self.client.get(response["Location"])
+        page = response.content.decode(errors="replace")
+        if not any(mark in page for mark in ("errorlist", "msg-error", 'role="alert"')):
+            self.silent.append(f"{response.status_code} {what}")
 
 
 @pytest.fixture
@@ -210,6 +224,7 @@ def test_no_back_office_page_or_form_gives_a_server_error(demo, kind):
     crawl.fuzz_queries()
     crawl.fuzz_forms(relogin)
     assert crawl.errors == []
+    assert crawl.silent == []
     assert len(crawl.seen) > 15 and len(crawl.forms) > 5
 
 
@@ -231,6 +246,7 @@ def test_no_portal_page_or_public_form_gives_a_server_error(demo):
     crawl.fuzz_queries()
     crawl.fuzz_forms(relogin)
     assert crawl.errors == []
+    assert crawl.silent == []
 
 
 def _patterns(resolvers, prefix=""):
