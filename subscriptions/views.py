@@ -247,7 +247,11 @@ def _int(value: str | None) -> int | None:
 @staff_required()
 def renewal_runs(request: HtmxHttpRequest) -> HttpResponse:
     """Past sweeps of this client, and the running one's live progress."""
-    runs = RenewalRun.objects.filter(client=client_of(request)).order_by("-started_at", "-id")
+    runs = (
+        RenewalRun.objects.filter(client=client_of(request))
+        .select_related("client")
+        .order_by("-started_at", "-id")
+    )
     table = RenewalRunTable(runs)
     paginate(request, table)
     running = runs.filter(status=RenewalRun.Status.RUNNING).first()

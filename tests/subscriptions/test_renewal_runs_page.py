@@ -44,3 +44,12 @@ def test_an_admin_can_start_a_sweep_and_others_cannot(
 
 def test_empty_state(login, sm2):
     assert "No renewal runs yet." in login(sm2).get("/renewals/").content.decode()
+
+
+def test_a_sandbox_run_shows_the_swept_date_of_its_test_clock(login, monthly):
+    sandbox = ClientFactory(is_sandbox=True)
+    subscribe(sandbox, ProductFactory(client=sandbox), email="s@example.com")
+    for item in renewals.start_sweep(as_of=FEB28, client=sandbox):
+        renewals.run_in_process(item)
+    page = login(sandbox).get("/renewals/").content.decode()
+    assert '2026-02-28 12:00 <span class="muted">(test clock)</span>' in page
