@@ -21,7 +21,7 @@ from commerce.filters import by_customer, parse_id
 from commerce.models import Product, Purchase
 from commerce.paging import paginate
 
-from . import actions, services
+from . import actions, history_display, services
 from .errors import DomainError
 from .models import (
     HistoryEntry,
@@ -216,7 +216,7 @@ def history_context(purchase: Purchase, subs: list[Subscription]) -> dict[str, A
         .select_related("subscription")
         .order_by("-created_at", "-id")[:200]
     )
-    return {"purchase": purchase, "subs": subs, "entries": entries}
+    return {"purchase": purchase, "subs": subs, "entries": history_display.shown(list(entries))}
 
 
 def _purchase_in_scope(request: HtmxHttpRequest, sub: Subscription) -> Purchase:

@@ -46,7 +46,8 @@ def test_customer_turns_off_auto_renewal_and_staff_see_it_in_history(shoot, page
     page.click("nav.tabs >> text=History")
     page.wait_for_selector("#history-table")
     row = page.inner_text("#history-table tbody tr >> nth=0")
-    assert "renTypeUpd" in row and "pia@example.com" in row
+    assert "Renewal type changed" in row and "pia@example.com" in row
+    assert "Renewal: Automatic → Manual" in row
 
 
 def test_a_tampered_or_expired_link_shows_a_clear_page(page, sm2, monthly, clock, settings):

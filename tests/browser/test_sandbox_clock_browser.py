@@ -61,7 +61,7 @@ def test_walk_a_subscription_through_its_life_on_the_sandbox_clock(shoot, page, 
     page.wait_for_selector("text=Renewal reminder")
     page.click("nav.tabs >> text=History")
     page.wait_for_selector("#history-table")
-    assert "renewed" in page.inner_text("#history-table")
+    assert "Renewed" in page.inner_text("#history-table")
     shoot(page, "sandbox-clock-history")
 
     # The customer changes to a card that declines (in the portal, from an e-mail link).

@@ -74,7 +74,9 @@ def test_switch_to_manual_asks_first_then_updates_the_tab_and_history(login, sm2
     assert "now renews manually" in html  # what changed, not only the status
     entry = sub.history.order_by("-id").first()
     assert (entry.event_code, entry.actor_kind) == ("renTypeUpd", "staff")
-    assert "renTypeUpd" in staff.get(f"/purchases/{bought.purchase.pk}/history/").content.decode()
+    history = staff.get(f"/purchases/{bought.purchase.pk}/history/").content.decode()
+    assert 'title="Event code: renTypeUpd">Renewal type changed</span>' in history
+    assert "<b>Renewal</b>: Automatic → Manual" in history
 
 
 def test_without_js_the_action_redirects_back_to_the_tab(login, sm2, bought):
