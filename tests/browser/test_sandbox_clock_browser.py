@@ -85,7 +85,8 @@ def test_walk_a_subscription_through_its_life_on_the_sandbox_clock(shoot, page, 
     page.click("nav.tabs >> text=History")
     page.wait_for_selector("#history-table")
     history = page.inner_text("#history-table")
-    assert "grace" in history and "hold" in history and "deactivate" in history
+    assert "Payment overdue (Grace)" in history and "On hold" in history
+    assert "Status: Hold → Deactivated" in history
 
 
 def test_an_invoice_renewal_is_issued_at_the_billing_date_and_marked_paid(shoot, page, db):
