@@ -46,7 +46,10 @@ def test_support_switches_an_sm2_subscription_to_manual(shoot, page, sm2, monthl
     page.click("nav.tabs >> text=History")
     page.wait_for_selector("#history-table")
     row = page.inner_text("#history-table tbody tr >> nth=0")
-    assert "renTypeUpd" in row and "Renewal type changed from Automatic to Manual." in row
+    assert "Renewal type changed from Automatic to Manual." in row
+    assert "Renewal: Automatic → Manual" in row  # the change in words
+    code = page.get_attribute("#history-table tbody tr >> nth=0 >> td >> nth=3 >> span", "title")
+    assert code == "Event code: renTypeUpd"  # the code, on hover
     page.click("nav.tabs >> text=Overview")
     page.wait_for_selector(".facts")
     shoot(page, "purchase-viewer")
