@@ -11,12 +11,14 @@ from django.db.models import Q, QuerySet
 from .models import Client, Product, Purchase
 
 
-def parse_id(term: str, prefix: str = "") -> int | None:
-    """'1042' -> 1042; with a prefix, 'S1042' and 's1042' too."""
+def parse_id(term: str, prefix: str = "", *, digits: int = 17) -> int | None:
+    """'1042' -> 1042; with a prefix, 'S1042' and 's1042' too. At most
+    ``digits`` digits (17 fits a bigint; 9 an integer column)."""
     term = term.strip()
     if prefix and term[:1].upper() == prefix:
         term = term[1:]
-    return int(term) if term.isdigit() and len(term) < 18 else None
+    # ASCII digits only ("²".isdigit() is true too), and short enough for a bigint.
+    return int(term) if term.isascii() and term.isdigit() and len(term) <= digits else None
 
 
 def customer_q(term: str, path: str = "customer__") -> Q:

@@ -73,12 +73,8 @@ def request_link(request: HttpRequest, slug: str) -> HttpResponse:
                 template="portal/limited.html",
                 context={"client": client},
             )
-        if limits.over(
-            request,
-            group="portal-link-email",
-            key=lambda group, request: f"{client.pk}:{email}",
-            rate=settings.PORTAL_LINK_RATE_PER_EMAIL,
-        ):
+        customer = Customer.objects.filter(client=client, email=email).first()
+        if not send_link(request, client, email, customer):
             return limits.too_many(
                 request,
                 "Several links were sent to this address in the last hour; each works for "
@@ -86,16 +82,29 @@ def request_link(request: HttpRequest, slug: str) -> HttpResponse:
                 template="portal/limited.html",
                 context={"client": client},
             )
-        customer = Customer.objects.filter(client=client, email=email).first()
-        if customer is not None:
-            portal_link_email(customer, at=timezone.now()).save()
-            tasks.send_after_commit()
         return render(
             request,
             "portal/link_sent.html",
             {"client": client, "email": form.cleaned_data["email"]},
         )
     return render(request, "portal/request_link.html", {"client": client, "form": form})
+
+
+def send_link(request: HttpRequest, client: Client, email: str, customer: Customer | None) -> bool:
+    """E-mail ``customer`` (if the address has one) a new portal link, unless
+    the address had ``PORTAL_LINK_RATE_PER_EMAIL`` already: False then. The
+    count is the same whether or not the address is known here."""
+    if limits.over(
+        request,
+        group="portal-link-email",
+        key=lambda group, request: f"{client.pk}:{email}",
+        rate=settings.PORTAL_LINK_RATE_PER_EMAIL,
+    ):
+        return False
+    if customer is not None:
+        portal_link_email(customer, at=timezone.now()).save()
+        tasks.send_after_commit()
+    return True
 
 
 def portal_customer(view: View) -> View:

@@ -7,15 +7,13 @@ from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from commerce import limits
 from commerce.gateway import PaymentKind
 from commerce.models import Client, Product
-from customers.emails import portal_link_email
 from customers.models import Customer
-from customers.tasks import send_after_commit
+from customers.portal_views import send_link
 
 from . import services
 from .errors import InvalidInput
@@ -157,14 +155,7 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
         email = data["email"].strip().lower()
         known = Customer.objects.filter(client=client, email=email).first()
         if known is not None:
-            if not limits.over(
-                request,
-                group="portal-link-email",
-                key=lambda group, request: f"{client.pk}:{email}",
-                rate=settings.PORTAL_LINK_RATE_PER_EMAIL,
-            ):
-                portal_link_email(known, at=timezone.now()).save()
-                send_after_commit()
+            send_link(request, client, email, known)  # within the per-address link limit
             return render(request, "checkout/known.html", {"client": client, "email": email})
         customer = services.CustomerInput(
             email=email,

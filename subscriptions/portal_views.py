@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from commerce.filters import parse_id
 from commerce.models import Purchase
 from commerce.money import split_vat
 from customers.models import Customer
@@ -148,7 +149,7 @@ def act(request: HttpRequest, customer: Customer, pk: int, action: str) -> HttpR
         raise Http404("No such action.")
     sub = _own_subscription(customer, pk)
     items = list(sub.items.select_related("product").order_by("running_no"))
-    item_no = _int(request.GET.get("item") or request.POST.get("item"))
+    item_no = parse_id(request.GET.get("item") or request.POST.get("item") or "", digits=9)
     offered = {(a, n) for a, _, n in actions.offered_to_customer(sub, items)}
     if (action, item_no) not in offered:
         messages.error(request, "That is not possible for this subscription right now.")
@@ -194,11 +195,6 @@ def _done(action: str, pk: int) -> str:
         "renew-now": f"Thank you: S{pk} is renewed.",
         "renew-invoice": f"The invoice for S{pk} is on its way to you by e-mail.",
     }[action]
-
-
-def _int(value: str | None) -> int | None:
-    """A small positive id from a query parameter, or None (never a 500)."""
-    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 # --- card and contact details --------------------------------------------------------------

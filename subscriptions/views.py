@@ -146,7 +146,7 @@ def subscription_action(request: HtmxHttpRequest, pk: int, name: str) -> HttpRes
         raise Http404("No such action.")
     purchase = _purchase_in_scope(request, sub)
     require_role(request, "support")
-    running_no = _int(request.GET.get("item") or request.POST.get("item"))
+    running_no = parse_id(request.GET.get("item") or request.POST.get("item") or "", digits=9)
     form = ChangeDateForm(request.POST or None) if name == "change-date" else None
     if request.method == "POST" and (form is None or form.is_valid()):
         new_date = None
@@ -220,7 +220,7 @@ def history_context(purchase: Purchase, subs: list[Subscription]) -> dict[str, A
 
 
 def _purchase_in_scope(request: HtmxHttpRequest, sub: Subscription) -> Purchase:
-    purchase_id = _int(request.GET.get("purchase") or request.POST.get("purchase"))
+    purchase_id = parse_id(request.GET.get("purchase") or request.POST.get("purchase") or "")
     if purchase_id is None:
         return signup_purchase(sub)
     return get_object_or_404(Purchase, pk=purchase_id, client=client_of(request))
@@ -236,11 +236,6 @@ def _billing_response(
         )
     url = reverse("purchase-tab", kwargs={"pk": purchase.pk, "tab": "billing"})
     return redirect(f"{url}?subscription={sub.pk}")
-
-
-def _int(value: str | None) -> int | None:
-    """A small positive id from a query parameter, or None (never a 500)."""
-    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 @require_GET
@@ -356,7 +351,7 @@ def item_change(request: HtmxHttpRequest, pk: int, kind: str) -> HttpResponse:
         raise Http404("No such change.")
     purchase = _purchase_in_scope(request, sub)
     require_role(request, "support")
-    running_no = _int(request.GET.get("item") or request.POST.get("item"))
+    running_no = parse_id(request.GET.get("item") or request.POST.get("item") or "", digits=9)
     item = (
         sub.items.select_related("product").filter(running_no=running_no).first()
         if running_no is not None
