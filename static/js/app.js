@@ -21,3 +21,24 @@ document.addEventListener("submit", (event) => {
 document.addEventListener("click", (event) => {
   if (event.target instanceof Element && event.target.closest("[data-print]")) window.print();
 });
+// Tabs (role="tablist"): the arrow keys, Home and End move between tabs.
+document.addEventListener("keydown", (event) => {
+  const tab = event.target instanceof Element ? event.target.closest("[role=tab]") : null;
+  if (!tab) return;
+  const tabs = Array.from(tab.closest("[role=tablist]").querySelectorAll("[role=tab]"));
+  const at = tabs.indexOf(tab);
+  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+  if (to === undefined) return;
+  event.preventDefault();
+  tabs[(to + tabs.length) % tabs.length].focus();
+});
+// A confirmation that htmx brings in takes the focus, and an older message
+// above it (the last action's) goes: it is about something already done.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const dialog = event.detail.target.querySelector("[role=dialog]");
+  if (!dialog) return;
+  const panel = dialog.closest("#subscription-billing");
+  if (panel) panel.querySelectorAll(":scope > .messages").forEach((m) => m.remove());
+  dialog.setAttribute("tabindex", "-1");
+  dialog.focus();
+});
