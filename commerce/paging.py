@@ -2,7 +2,7 @@
 
 No COUNT(*) (the page bar shows previous/next instead of a total), and a
 deferred join: the requested page's ids are found first with an index-only
-scan, then only those rows are fetched with their related objects. A plain
+scan, then only those rows are fetched with their related and prefetched objects. A plain
 OFFSET 250,000 would fetch and throw away every skipped row.
 """
 
@@ -34,9 +34,9 @@ class DeferredJoinPaginator(LazyPaginator):
         ids = ids[: self.per_page]
         rows = {
             row.pk: row
-            for row in queryset.model._default_manager.filter(pk__in=ids).select_related(
-                *_related(queryset)
-            )
+            for row in queryset.model._default_manager.filter(pk__in=ids)
+            .select_related(*_related(queryset))
+            .prefetch_related(*queryset._prefetch_related_lookups)
         }
         return Page([rows[pk] for pk in ids], number, self)
 

@@ -76,6 +76,8 @@ class EventCode(models.TextChoices):
 
 
 S, IS = SubscriptionStatus, ItemStatus
+# SM 1.0 items that come up for renewal (automatically, or to be reinstated).
+RENEWING_ITEMS = (IS.ACTIVE, IS.AWAITING_REINSTATE)
 
 SUBSCRIPTION_TRANSITIONS: dict[str, set[str]] = {
     S.NEW: {S.ACTIVE, S.DEACTIVATED, S.FINISHED, S.HANDLED_BY_CLIENT},
@@ -271,6 +273,16 @@ class Subscription(models.Model):
         if self.sm_version == SMVersion.V2:
             return self.renewal_type == RenewalType.AUTOMATIC
         return item.status == IS.ACTIVE
+
+    def renewal_of_items(self) -> list[tuple[SubscriptionItem, str]]:
+        """SM 1.0: how each item that still renews (Active, or Awaiting
+        reinstate) does so, from its product: "Automatic" or "Manual". SM 2.0
+        has one renewal type for the whole subscription."""
+        return [
+            (i, i.product.get_renewal_mode_display())
+            for i in self.items.all()
+            if i.status in RENEWING_ITEMS
+        ]
 
     @property
     def billing_total(self) -> Decimal:

@@ -1,14 +1,26 @@
 import django_tables2 as tables
+from django.db.models import Prefetch, QuerySet
 
 from commerce.tables import LeanTable
 
-from .models import RenewalRun, Subscription
+from .models import RenewalRun, Subscription, SubscriptionItem
+
+
+def listed(subscriptions: QuerySet[Subscription]) -> QuerySet[Subscription]:
+    """What a SubscriptionTable row reads: the customer, the items and their products."""
+    items = SubscriptionItem.objects.select_related("product").order_by("running_no")
+    return subscriptions.select_related("customer").prefetch_related(Prefetch("items", items))
 
 
 class SubscriptionTable(LeanTable):
-    numeric = ("last_interval_no",)
+    """Rows read the items (``listed``): the products, the amount the next
+    renewal bills and, for SM 1.0, how each Active item renews."""
+
+    numeric = ("amount", "last_interval_no")
     id = tables.Column(verbose_name="Subscription")
     customer = tables.Column(verbose_name="Customer", order_by=("customer__email",))
+    products = tables.Column(verbose_name="Products", empty_values=(), orderable=False)
+    amount = tables.Column(verbose_name="Amount", empty_values=(), orderable=False)
     status = tables.Column()
     renewal_type = tables.Column(verbose_name="Renewal")
     next_billing_date = tables.Column(verbose_name="Next billing")
@@ -21,6 +33,8 @@ class SubscriptionTable(LeanTable):
         fields = (
             "id",
             "customer",
+            "products",
+            "amount",
             "status",
             "renewal_type",
             "next_billing_date",

@@ -18,7 +18,7 @@ from commerce.tables import PurchaseTable
 from customers.models import Customer, CustomerEmail
 
 from .models import Subscription
-from .tables import SubscriptionTable
+from .tables import SubscriptionTable, listed
 from .views import billing_context, history_context
 
 TABS = [
@@ -104,9 +104,7 @@ def _tab_context(
 def customer_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk, client=client_of(request))
     purchases = PurchaseTable(customer.purchases.select_related("customer"), prefix="p-")
-    subscriptions = SubscriptionTable(
-        customer.subscriptions.select_related("customer"), prefix="s-"
-    )
+    subscriptions = SubscriptionTable(listed(customer.subscriptions.all()), prefix="s-")
     paginate(request, purchases, 10)
     paginate(request, subscriptions, 10)
     return render(

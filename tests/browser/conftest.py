@@ -55,3 +55,20 @@ def shoot():
             page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
     return save
+
+
+def swap(page, selector, action):
+    """Do ``action`` (a click, a key press) and wait until htmx has swapped in
+    a new ``selector`` element and no request is still running: the element
+    on the page before is marked, so text it already had cannot satisfy the
+    wait (what a busy machine shows as a flaky test)."""
+    page.eval_on_selector(selector, "e => e.setAttribute('data-before-swap', '')")
+    action()
+    page.wait_for_selector(f"{selector}:not([data-before-swap])", state="attached")
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+
+
+def open_tab(page, label):
+    """Click a tab of the Purchase viewer; wait for that tab to be the selected one."""
+    swap(page, "#tab-panel > nav.tabs", lambda: page.click(f"nav.tabs >> text={label}"))
+    page.wait_for_selector(f"#tab-panel [role=tab][aria-selected=true]:has-text('{label}')")

@@ -3,6 +3,7 @@
 import pytest
 
 from subscriptions.models import Subscription
+from tests.browser.conftest import open_tab, swap
 from tests.conftest import sign_up
 from tests.factories import ProductFactory, StaffFactory
 
@@ -19,13 +20,12 @@ def sign_in(page, vendor, role):
 
 
 def open_billing_tab_of(page, email):
-    page.fill("input[name=q]", email)
-    page.press("input[name=q]", "Enter")
-    page.wait_for_selector(f"#purchase-results td:has-text('{email}')")
+    swap(page, "#purchase-results", lambda: page.fill("input[name=q]", email))
+    rows = page.locator("#purchase-results tbody tr")
+    assert rows.count() >= 1 and all(email in row for row in rows.all_inner_texts())
     page.click("#purchase-results tbody tr >> nth=0 >> a")
     page.wait_for_selector("h1:has-text('Purchase')")
-    page.click("nav.tabs >> text=Subscription Billing")
-    page.wait_for_selector("#subscription-billing")
+    open_tab(page, "Subscription Billing")
 
 
 def test_support_switches_an_sm2_subscription_to_manual(shoot, page, sm2, monthly):
@@ -38,19 +38,21 @@ def test_support_switches_an_sm2_subscription_to_manual(shoot, page, sm2, monthl
     assert page.inner_text("[data-testid=renewal-type]") == "Automatic"
     page.click("#subscription-billing >> text=Switch to Manual Renewal")
     page.wait_for_selector(f".confirm:has-text('Switch S{sub.pk} to manual renewal?')")
-    page.click("text=Confirm: Switch to Manual Renewal")
+    swap(
+        page, "#subscription-billing", lambda: page.click("text=Confirm: Switch to Manual Renewal")
+    )
     page.wait_for_selector("text=Switch to Manual Renewal: done.")
     assert page.inner_text("[data-testid=renewal-type]") == "Manual"
     assert page.inner_text("[data-testid=sub-status]") == "Active"
     shoot(page, "subscription-billing")
-    page.click("nav.tabs >> text=History")
+    open_tab(page, "History")
     page.wait_for_selector("#history-table")
     row = page.inner_text("#history-table tbody tr >> nth=0")
     assert "Renewal type changed from Automatic to Manual." in row
     assert "Renewal: Automatic → Manual" in row  # the change in words
     code = page.get_attribute("#history-table tbody tr >> nth=0 >> td >> nth=3 >> span", "title")
     assert code == "Event code: renTypeUpd"  # the code, on hover
-    page.click("nav.tabs >> text=Overview")
+    open_tab(page, "Overview")
     page.wait_for_selector(".facts")
     shoot(page, "purchase-viewer")
     assert Subscription.objects.get(pk=sub.pk).renewal_type == "Manual"
@@ -63,11 +65,11 @@ def test_support_puts_an_sm1_subscription_in_await_reinstate(page, sm1):
     open_billing_tab_of(page, "eli@example.com")
     assert page.locator("text=Switch to Manual Renewal").count() == 0
     page.click("#subscription-billing >> text=Await Reinstate")
-    page.click("text=Confirm: Await Reinstate")
+    swap(page, "#subscription-billing", lambda: page.click("text=Confirm: Await Reinstate"))
     page.wait_for_selector("text=Await Reinstate: done.")
     assert page.inner_text("[data-testid=sub-status]") == "Deactivated"
     assert "Awaiting reinstate" in page.inner_text("#subscription-billing table >> nth=0")
-    page.click("nav.tabs >> text=History")
+    open_tab(page, "History")
     page.wait_for_selector("#history-table")
     assert "Await Reinstate: renews only when the customer confirms." in page.inner_text(
         "#history-table"
@@ -80,7 +82,7 @@ def test_a_viewer_sees_no_action_buttons(page, sm2, monthly):
     sign_in(page, sm2, "viewer")
     open_billing_tab_of(page, "fay@example.com")
     assert page.locator("#subscription-billing a.btn").count() == 0
-    page.click("nav.tabs >> text=History")
+    open_tab(page, "History")
     page.wait_for_selector("#history-table")
     assert page.locator("text=Add note").count() == 0
 

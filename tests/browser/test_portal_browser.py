@@ -7,6 +7,7 @@ import pytest
 
 from customers.emails import send_pending
 from subscriptions.models import Subscription
+from tests.browser.conftest import open_tab
 from tests.browser.test_back_office_browser import open_billing_tab_of, sign_in
 from tests.conftest import sent_to, sign_up
 
@@ -43,7 +44,7 @@ def test_customer_turns_off_auto_renewal_and_staff_see_it_in_history(shoot, page
     sign_in(page, sm2, "viewer")
     open_billing_tab_of(page, "pia@example.com")
     assert page.inner_text("[data-testid=renewal-type]") == "Manual"
-    page.click("nav.tabs >> text=History")
+    open_tab(page, "History")
     page.wait_for_selector("#history-table")
     row = page.inner_text("#history-table tbody tr >> nth=0")
     assert "Renewal type changed" in row and "pia@example.com" in row

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from subscriptions.models import Subscription
+from tests.browser.conftest import swap
 from tests.browser.test_back_office_browser import open_billing_tab_of, sign_in
 from tests.conftest import sign_up
 from tests.factories import ProductFactory
@@ -26,7 +27,7 @@ def test_reports_draw_charts_and_follow_the_filters(shoot, page, sm2, clock):
     assert page.inner_text("[data-testid=kpi-mrr]") == "50.42 EUR"
     page.click("nav.tabs >> text=Revenue")
     page.fill("#id_start", "2026-02-01")
-    page.click("button:has-text('Show')")
+    swap(page, "#report-body", lambda: page.click("button:has-text('Show')"))
     page.wait_for_selector("[data-testid=table-revenue] td:has-text('2026-02')")
     page.wait_for_selector("#figure-revenue canvas[data-drawn='1']")
     row = page.inner_text("[data-testid=table-revenue] tbody tr >> nth=2")

@@ -10,6 +10,7 @@ import pytest
 from customers.emails import send_pending
 from customers.models import CustomerEmail
 from subscriptions import services
+from tests.browser.conftest import open_tab, swap
 from tests.browser.test_back_office_browser import open_billing_tab_of, sign_in
 from tests.conftest import STAFF, sent_to, sign_up
 from tests.factories import ClientFactory, ProductFactory
@@ -57,9 +58,9 @@ def test_walk_a_subscription_through_its_life_on_the_sandbox_clock(shoot, page, 
     billing = page.inner_text("#subscription-billing")
     assert "(Renewal)" in billing and "Paid" in billing  # the renewal purchase
     assert page.inner_text("[data-testid=next-billing-date]") == "2026-03-31"
-    page.click("nav.tabs >> text=E-mails")
+    open_tab(page, "E-mails")
     page.wait_for_selector("text=Renewal reminder")
-    page.click("nav.tabs >> text=History")
+    open_tab(page, "History")
     page.wait_for_selector("#history-table")
     assert "Renewed" in page.inner_text("#history-table")
     shoot(page, "sandbox-clock-history")
@@ -82,7 +83,7 @@ def test_walk_a_subscription_through_its_life_on_the_sandbox_clock(shoot, page, 
     advance_to(page, "2026-04-20")  # 7 days of grace, then 7 of hold
     billing_of(page, "tess@example.com")
     assert page.inner_text("[data-testid=sub-status]") == "Deactivated"
-    page.click("nav.tabs >> text=History")
+    open_tab(page, "History")
     page.wait_for_selector("#history-table")
     history = page.inner_text("#history-table")
     assert "Payment overdue (Grace)" in history and "On hold" in history
@@ -110,7 +111,7 @@ def test_an_invoice_renewal_is_issued_at_the_billing_date_and_marked_paid(shoot,
     assert page.inner_text("[data-testid=sub-status]") == "Grace"
     page.click("#subscription-billing >> text=Mark as paid")
     page.wait_for_selector(".confirm:has-text('Record the offline payment')")
-    page.click("text=Confirm: Mark as paid")
+    swap(page, "#subscription-billing", lambda: page.click("text=Confirm: Mark as paid"))
     page.wait_for_selector("text=Mark as paid: done.")
     assert page.inner_text("[data-testid=sub-status]") == "Active"
     # Paid after the billing date: the payment starts the new interval.
