@@ -3,15 +3,19 @@ creates subscriptions, through ``services.sign_up`` like the API."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from commerce import limits
 from commerce.gateway import PaymentKind
 from commerce.models import Client, Product
+from commerce.money import split_vat
 from customers.models import Customer
 from customers.portal_views import send_link
 
@@ -32,8 +36,30 @@ FIELD_FOR = {
 }
 
 
+CARD_FIELDS_MISSING = {
+    "card_number": "Enter the card number.",
+    "expiry_month": "Enter the month the card expires (1–12).",
+    "expiry_year": "Enter the year the card expires.",
+}
+
+
+@dataclass
+class Summary:
+    """The order as the customer sees it before buying (docs/back-office.md)."""
+
+    lines: list[tuple[Product, int, Decimal]]  # product, quantity, amount
+    currency: str = ""
+    total: Decimal = Decimal("0")
+    net: Decimal = Decimal("0")
+    vat: Decimal = Decimal("0")
+    vat_rate: Decimal = Decimal("0")
+    problem: str = ""
+
+
 class CheckoutForm(forms.Form):
-    email = forms.EmailField(label="E-mail")
+    email = forms.EmailField(
+        label="E-mail", error_messages={"required": "Enter your e-mail address."}
+    )
     first_name = forms.CharField(max_length=100, required=False)
     last_name = forms.CharField(max_length=100, required=False)
     company = forms.CharField(max_length=200, required=False)
@@ -81,13 +107,45 @@ class CheckoutForm(forms.Form):
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
         if data.get("payment") == PaymentKind.CARD:
-            for name in ("card_number", "expiry_month", "expiry_year"):
+            for name, message in CARD_FIELDS_MISSING.items():
                 if not data.get(name) and name not in self.errors:
-                    self.add_error(name, "Required for card payments.")
+                    self.add_error(name, message)
         quantities = [data.get(f"qty_{p.pk}") for p in self.products]
         if not any(quantities):
             self.add_error(None, "Choose at least one product (quantity 1 or more).")
         return data
+
+    def quantities(self) -> list[services.Line]:
+        """The lines whose quantity is valid, whatever the other fields hold."""
+        lines = []
+        for product in self.products:
+            field = self[f"qty_{product.pk}"]
+            try:
+                quantity = self.fields[field.name].clean(field.value())
+            except forms.ValidationError:
+                continue
+            if quantity:
+                lines.append(services.Line(product, quantity))
+        return lines
+
+    def summary(self) -> Summary:
+        lines = self.quantities()
+        currencies = {line.product.currency for line in lines}
+        summary = Summary(
+            [(li.product, li.quantity, li.product.price * li.quantity) for li in lines]
+        )
+        if len(currencies) > 1:
+            summary.problem = (
+                "These products are sold in different currencies: order them one at a time."
+            )
+        elif lines:
+            summary.currency = currencies.pop()
+            summary.vat_rate = self.client.vat_rate
+            total = services.order_total(lines)
+            summary.total, summary.net, summary.vat = split_vat(
+                total, summary.currency, self.client.vat_rate
+            )
+        return summary
 
     def payment_input(self) -> services.CardInput | services.InvoiceInput:
         data = self.cleaned_data
@@ -169,9 +227,18 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "checkout/form.html",
-        {"client": client, "form": form},
+        {"client": client, "form": form, "summary": form.summary()},
         status=400 if request.method == "POST" else 200,
     )
+
+
+@require_GET
+def summary(request: HttpRequest, slug: str) -> HttpResponse:
+    """The order summary for the quantities in the query string (the checkout
+    and the portal's New order page ask for it as quantities change)."""
+    client = get_object_or_404(Client, slug=slug)
+    form = CheckoutForm(request.GET, client=client)
+    return render(request, "checkout/_summary.html", {"client": client, "summary": form.summary()})
 
 
 def _declined_message(result: services.SignUpResult) -> str:

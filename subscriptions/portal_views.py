@@ -274,6 +274,6 @@ def order(request: HttpRequest, customer: Customer) -> HttpResponse:
     return render(
         request,
         "portal/order.html",
-        {"client": customer.client, "customer": customer, "form": form},
+        {"client": customer.client, "customer": customer, "form": form, "summary": form.summary()},
         status=400 if request.method == "POST" else 200,
     )

@@ -73,4 +73,5 @@ urlpatterns = [
     path("portal/contact/", portal_views.contact, name="portal-contact"),
     path("portal/order/", portal_views.order, name="portal-order"),
     path("checkout/<slug:slug>/", checkout.checkout, name="checkout"),
+    path("checkout/<slug:slug>/summary/", checkout.summary, name="checkout-summary"),
 ]

@@ -61,6 +61,7 @@ from .signup import (
     Line,
     SignUpResult,
     card_errors,
+    order_total,
     sign_up,
 )
 
@@ -119,6 +120,7 @@ __all__ = [
     "remove_item",
     "renew_due",
     "renew_early",
+    "order_total",
     "sign_up",
     "switch_renewal_type",
     "card_errors",

@@ -71,6 +71,11 @@ class SignUpResult:
     message: str = ""
 
 
+def order_total(lines: list[Line]) -> Decimal:
+    """What a sign-up charges: each product's (gross) price x quantity."""
+    return sum((line.product.price * line.quantity for line in lines), Decimal("0"))
+
+
 def sign_up(
     *,
     client: Client,
@@ -93,7 +98,7 @@ def sign_up(
     """
     at = now_or(at, client)
     currency = _validate(client, customer, lines, payment, at)
-    total = sum((line.product.price * line.quantity for line in lines), Decimal("0"))
+    total = order_total(lines)
     with transaction.atomic():
         cust = _upsert_customer(client, customer, update=update_customer)
         method = payment_method(cust, payment)

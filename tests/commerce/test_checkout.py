@@ -1,9 +1,11 @@
 """The public checkout (docs/back-office.md): SM 2.0 Confirm auto-renewal, SM 1.0 product
 variations, declined cards, invalid input."""
 
+from decimal import Decimal
+
 from commerce.models import Purchase
 from subscriptions.models import Subscription
-from tests.factories import ProductFactory
+from tests.factories import ClientFactory, ProductFactory
 
 
 def buy(client, vendor, product, **extra):
@@ -60,12 +62,25 @@ def test_a_declined_card_shows_an_error_and_creates_no_subscription(client, sm2,
     assert 'value="new@example.com"' in page.content.decode()  # nothing typed is lost
 
 
+def error_under(html, field_id):
+    """The error list the page shows right under the field ``field_id``."""
+    start = html.index(f'id="{field_id}"')
+    block = html[start : html.index("</div>", start)]
+    return block[block.index('class="errorlist"') :] if 'class="errorlist"' in block else ""
+
+
 def test_invalid_input_is_shown_per_field(client, sm2, monthly):
-    page = buy(client, sm2, monthly, card_number="", expiry_year=2001, **{f"qty_{monthly.pk}": 0})
+    page = buy(client, sm2, monthly, card_number="", expiry_month="", expiry_year="", email="nope")
     html = page.content.decode()
     assert page.status_code == 400
-    assert "Required for card payments." in html
+    assert "Enter the card number." in error_under(html, "id_card_number")
+    assert "Enter the month the card expires (1–12)." in error_under(html, "id_expiry_month")
+    assert "Enter the year the card expires." in error_under(html, "id_expiry_year")
+    assert "Enter a valid email address." in error_under(html, "id_email")
+    assert error_under(html, "id_first_name") == ""
     assert not Purchase.objects.exists()
+    page = buy(client, sm2, monthly, **{f"qty_{monthly.pk}": 0})
+    assert "Choose at least one product" in page.content.decode()
     page = buy(client, sm2, monthly, expiry_month=1, expiry_year=2025)
     assert "The card has expired." in page.content.decode()
 
@@ -134,3 +149,37 @@ def test_a_signed_in_customer_orders_from_the_portal_without_changing_details(cl
     ann.refresh_from_db()
     assert ann.first_name == "Ann"
     assert "order" in client.get("/portal/").content.decode()
+
+
+def test_the_checkout_shows_the_order_total_before_buying(client, sm2, monthly):
+    """Prices include VAT (here 19 %); the summary follows the quantities."""
+    sm2.vat_rate = Decimal("19.00")
+    sm2.save()
+    team = ProductFactory(client=sm2, name="Team plan", price=Decimal("240.00"))
+    empty = client.get(f"/checkout/{sm2.slug}/summary/").content.decode()
+    assert "Choose a quantity of 1 or more" in empty
+    html = client.get(
+        f"/checkout/{sm2.slug}/summary/", {f"qty_{monthly.pk}": 2, f"qty_{team.pk}": 1}
+    ).content.decode()
+    # 2 x 10.00 + 240.00 = 260.00 gross; net 260.00 / 1.19 = 218.49; VAT 41.51.
+    assert "Team plan" in html and "20.00 EUR" in html
+    assert "218.49 EUR" in html and "41.51 EUR" in html
+    assert 'data-testid="order-total">260.00 EUR<' in html
+    # Nonsense quantities are left out, never a server error.
+    bad = client.get(f"/checkout/{sm2.slug}/summary/", {f"qty_{monthly.pk}": "-3x"})
+    assert bad.status_code == 200 and "Choose a quantity" in bad.content.decode()
+    # A form sent back with errors keeps its summary.
+    page = buy(client, sm2, monthly, card_number="", **{f"qty_{team.pk}": 1})
+    assert 'data-testid="order-total">250.00 EUR<' in page.content.decode()
+
+
+def test_the_checkout_carries_the_clients_brand_and_test_cards_only_in_a_sandbox(
+    client, sm2, monthly
+):
+    html = client.get(f"/checkout/{sm2.slug}/").content.decode()
+    assert f'<strong class="portal-brand">{sm2.name}</strong>' in html
+    assert "Commerce Assistant" not in html
+    assert "4242 4242 4242 4242" not in html
+    sandbox = ClientFactory(is_sandbox=True)
+    ProductFactory(client=sandbox)
+    assert "4242 4242 4242 4242" in client.get(f"/checkout/{sandbox.slug}/").content.decode()
