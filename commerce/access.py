@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django_htmx.middleware import HtmxDetails
 
-from .models import Client, StaffMembership
+from .models import Client, DateFormat, StaffMembership
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -81,11 +81,16 @@ def client_of(request: HttpRequest) -> Client:
 
 
 def context_processor(request: HttpRequest) -> dict[str, Any]:
+    """``DAY`` and ``MOMENT``: the staff member's client's date format, for the
+    ``date`` filter (``{{ when|date:MOMENT }} UTC``)."""
     membership = membership_of(request)
+    day = membership.client.date_format if membership else DateFormat.ISO
     return {
         "membership": membership,
         "can_change": can(membership, "support"),
         "can_admin": can(membership, "admin"),
+        "DAY": day,
+        "MOMENT": f"{day} H:i",
     }
 
 

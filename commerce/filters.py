@@ -8,7 +8,7 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from .models import Client, Product, Purchase
+from .models import DATE_HINT, DATE_INPUT, Client, DateFormat, Product, Purchase
 
 
 def parse_id(term: str, prefix: str = "", *, digits: int = 17) -> int | None:
@@ -51,8 +51,17 @@ def by_customer(queryset: QuerySet[Any], term: str, client: Client) -> QuerySet[
     return queryset.filter(customer_id__in=ids)
 
 
-class DateInput(forms.DateInput):
-    input_type = "date"
+def in_client_format(field: forms.Field, client: Client) -> None:
+    """A date field that shows and reads dates the way ``client`` writes them
+    (Client.date_format; ISO dates are read too), as the tables show them."""
+    assert isinstance(field, forms.DateField)
+    typed = DATE_INPUT[DateFormat(client.date_format)]
+    field.input_formats = list(dict.fromkeys([typed, "%Y-%m-%d"]))
+    hint = DATE_HINT[DateFormat(client.date_format)]
+    field.widget = forms.DateInput(
+        format=typed, attrs={"placeholder": hint, "autocomplete": "off", "size": 11}
+    )
+    field.help_text = hint
 
 
 class PurchaseFilter(django_filters.FilterSet):
@@ -74,10 +83,10 @@ class PurchaseFilter(django_filters.FilterSet):
         choices=Purchase.Category.choices, empty_label="All categories"
     )
     created_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", label="From", widget=DateInput
+        field_name="created_at", lookup_expr="date__gte", label="From"
     )
     created_to = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", label="To", widget=DateInput
+        field_name="created_at", lookup_expr="date__lte", label="To"
     )
 
     class Meta:
@@ -88,6 +97,8 @@ class PurchaseFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.client = client
         self.filters["product"].queryset = client.products.order_by("name")
+        for name in ("created_from", "created_to"):
+            in_client_format(self.form.fields[name], client)
 
     def search(self, queryset: QuerySet[Purchase], name: str, value: str) -> QuerySet[Purchase]:
         value = value.strip()

@@ -25,8 +25,38 @@ class SMVersion(models.TextChoices):
     V2 = "2.0", "Subscription Management 2.0"
 
 
+class DateFormat(models.TextChoices):
+    """How the back office and the portal show a client's dates (Django
+    ``date`` filter formats; the labels show 28 March 2026)."""
+
+    ISO = "Y-m-d", "2026-03-28 (ISO 8601)"
+    EUROPEAN = "d.m.Y", "28.03.2026"
+    BRITISH = "d/m/Y", "28/03/2026"
+    AMERICAN = "m/d/Y", "03/28/2026"
+    LONG = "j M Y", "28 Mar 2026"
+
+
+# The same formats for reading what staff type into date fields.
+DATE_INPUT = {
+    DateFormat.ISO: "%Y-%m-%d",
+    DateFormat.EUROPEAN: "%d.%m.%Y",
+    DateFormat.BRITISH: "%d/%m/%Y",
+    DateFormat.AMERICAN: "%m/%d/%Y",
+    DateFormat.LONG: "%d %b %Y",
+}
+# Typed dates a field hints at, per format.
+DATE_HINT = {
+    DateFormat.ISO: "YYYY-MM-DD",
+    DateFormat.EUROPEAN: "DD.MM.YYYY",
+    DateFormat.BRITISH: "DD/MM/YYYY",
+    DateFormat.AMERICAN: "MM/DD/YYYY",
+    DateFormat.LONG: "28 Mar 2026",
+}
+
+
 class Client(models.Model):
     SMVersion = SMVersion
+    DateFormat = DateFormat
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -48,6 +78,13 @@ class Client(models.Model):
     # Database defaults too, so rows inserted in SQL (bench/) get them.
     is_sandbox = models.BooleanField(default=False, db_default=False)
     clock_offset = models.DurationField(default=timedelta(0), db_default=timedelta(0))
+    date_format = models.CharField(
+        max_length=8,
+        choices=DateFormat.choices,
+        default=DateFormat.ISO,
+        db_default=DateFormat.ISO,
+        help_text="How dates are shown to this client's staff and customers.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -18,7 +18,7 @@ class LeanTable(tables.Table):
 class PurchaseTable(LeanTable):
     numeric = ("total",)
     id = tables.Column(verbose_name="Purchase")
-    created_at = tables.Column(verbose_name="Created")
+    created_at = tables.Column(verbose_name="Created (UTC)")
     customer = tables.Column(verbose_name="Customer", order_by=("customer__email",))
     category = tables.Column()
     status = tables.Column()

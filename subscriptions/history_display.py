@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.utils import dateformat
 from django.utils.dateparse import parse_datetime
 
-from commerce.models import Product
+from commerce.models import DateFormat, Product
 
 from .models import HistoryEntry, ItemStatus, RenewalType, SubscriptionStatus
 
@@ -43,11 +44,12 @@ class Shown:
     changes: list[Change]
 
 
-def _date(value: Any) -> str:
+def _date(value: Any, day: str) -> str:
+    """In the client's date format (``day``, Client.date_format), with the zone."""
     moment = parse_datetime(value) if isinstance(value, str) else value
     if not isinstance(moment, datetime):
         return str(value)
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{dateformat.format(moment.astimezone(UTC), f'{day} H:i')} UTC"
 
 
 def _line(value: Any, products: dict[int, str], currency: str) -> str:
@@ -58,17 +60,19 @@ def _line(value: Any, products: dict[int, str], currency: str) -> str:
     return f"{name} × {found['quantity']} at {found['price']} {currency}"
 
 
-def _value(key: str, value: Any) -> str | None:
+def _value(key: str, value: Any, day: str) -> str | None:
     if value is None:
         return None
     if key in NAMES:
         return str(NAMES[key].get(value, value))
     if key == "next_billing_date":
-        return _date(value)
+        return _date(value, day)
     return str(value)
 
 
-def changes(entry: HistoryEntry, products: dict[int, str], currency: str) -> list[Change]:
+def changes(
+    entry: HistoryEntry, products: dict[int, str], currency: str, day: str = DateFormat.ISO
+) -> list[Change]:
     out: list[Change] = []
     items = dict(ItemStatus.choices)
     for key, before, after in entry.changes():
@@ -85,14 +89,14 @@ def changes(entry: HistoryEntry, products: dict[int, str], currency: str) -> lis
                     now = _line(after[no], products, currency)
                     out.append(Change(f"Item {no} bills", was, now))
             continue
-        shown = _value(key, after)
-        out.append(Change(LABELS.get(key, key), _value(key, before), shown or "—"))
+        shown = _value(key, after, day)
+        out.append(Change(LABELS.get(key, key), _value(key, before, day), shown or "—"))
     return out
 
 
-def shown(entries: list[HistoryEntry]) -> list[Shown]:
+def shown(entries: list[HistoryEntry], day: str = DateFormat.ISO) -> list[Shown]:
     """The entries with their labels and formatted changes (one query for
-    the product names they mention)."""
+    the product names they mention); dates in the format ``day``."""
     ids: set[int] = set()
     for entry in entries:
         for key in ("before", "after"):
@@ -105,7 +109,7 @@ def shown(entries: list[HistoryEntry]) -> list[Shown]:
         Shown(
             entry,
             entry.get_event_code_display(),
-            changes(entry, products, entry.subscription.currency),
+            changes(entry, products, entry.subscription.currency, day),
         )
         for entry in entries
     ]

@@ -263,7 +263,7 @@ class Subscription(models.Model):
 
     def billing_amount(self, items: list[SubscriptionItem]) -> Decimal:
         """What the next renewal bills: the Active items' lines."""
-        return sum((i.line_amount for i in items if i.status == IS.ACTIVE), Decimal("0"))
+        return sum((i.line_amount for i in items if i.status == IS.ACTIVE), Decimal("0.00"))
 
     def customer_can_stop(self, item: SubscriptionItem) -> bool:
         """Whether the customer can stop ``item`` from renewing in the portal:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from commerce import csvsafe
 from commerce.access import HtmxHttpRequest, client_of, staff_required
+from commerce.filters import in_client_format
 from commerce.models import Client, Product
 
 from . import reports
@@ -36,12 +37,8 @@ MAX_MONTHS = 36
 
 
 class ReportFilterForm(forms.Form):
-    start = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    end = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
     currency = forms.ChoiceField(label="Currency")
     product = forms.ModelChoiceField(
         queryset=Product.objects.none(), required=False, empty_label="All products"
@@ -50,6 +47,8 @@ class ReportFilterForm(forms.Form):
     def __init__(self, data: Any, *, client: Client) -> None:
         super().__init__(data)
         self.client = client
+        in_client_format(self.fields["start"], client)
+        in_client_format(self.fields["end"], client)
         self.fields["currency"].choices = [(c, c) for c in reports.currencies(client)]  # type: ignore[attr-defined]
         product = self.fields["product"]
         assert isinstance(product, forms.ModelChoiceField)

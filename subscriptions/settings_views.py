@@ -11,13 +11,13 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from commerce import clock
 from commerce.access import HtmxHttpRequest, client_of, staff_required
-from commerce.models import ApiCredential, WebhookEndpoint
+from commerce.models import ApiCredential, Client, WebhookEndpoint
 
 from . import services
 from .errors import DomainError
@@ -33,8 +33,34 @@ def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request,
         "settings/index.html",
-        {"client": client, "credentials": credentials, "endpoints": endpoints},
+        {
+            "client": client,
+            "credentials": credentials,
+            "endpoints": endpoints,
+            "display": DisplayForm(instance=client),
+        },
     )
+
+
+class DisplayForm(forms.ModelForm):
+    class Meta:
+        model = Client
+        fields = ["date_format"]
+        labels = {"date_format": "Dates"}
+
+
+@require_POST
+@staff_required("admin")
+def display_settings(request: HtmxHttpRequest) -> HttpResponse:
+    """How dates are shown to this client's staff and customers."""
+    form = DisplayForm(request.POST, instance=client_of(request))
+    if form.is_valid():
+        form.save()
+        example = dateformat.format(datetime(2026, 3, 28), form.instance.date_format)
+        messages.success(request, f"Dates are now shown as {example}.")
+    else:
+        messages.error(request, "Choose one of the date formats offered.")
+    return redirect("settings")
 
 
 class CredentialForm(forms.Form):

@@ -23,9 +23,9 @@ class SubscriptionTable(LeanTable):
     amount = tables.Column(verbose_name="Amount", empty_values=(), orderable=False)
     status = tables.Column()
     renewal_type = tables.Column(verbose_name="Renewal")
-    next_billing_date = tables.Column(verbose_name="Next billing")
+    next_billing_date = tables.Column(verbose_name="Next billing (UTC)")
     last_interval_no = tables.Column(verbose_name="Intervals paid")
-    start_date = tables.Column(verbose_name="Started")
+    start_date = tables.Column(verbose_name="Started (UTC)")
 
     class Meta(LeanTable.Meta):
         template_name = "tables/subscriptions.html"
@@ -47,8 +47,8 @@ class SubscriptionTable(LeanTable):
 
 class RenewalRunTable(LeanTable):
     numeric = ("due", "charged", "declined", "skipped", "errors", "reminders", "dunning")
-    started_at = tables.Column(verbose_name="Started")
-    finished_at = tables.Column(verbose_name="Finished")
+    started_at = tables.Column(verbose_name="Started (UTC)")
+    finished_at = tables.Column(verbose_name="Finished (UTC)")
     trigger = tables.Column()
     due = tables.Column()
     charged = tables.Column()

@@ -31,6 +31,7 @@ urlpatterns = [
     path("reports/<slug:page>/<slug:figure>.csv", report_views.report_export, name="report-export"),
     path("settings/", settings_views.settings_page, name="settings"),
     path("settings/clock/", settings_views.advance_clock, name="clock-advance"),
+    path("settings/display/", settings_views.display_settings, name="display-settings"),
     path("settings/sm2-migration/", settings_views.sm2_migration, name="sm2-migration"),
     path(
         "settings/api-credentials/",

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from commerce.access import HtmxHttpRequest, client_of, require_role, staff_required
-from commerce.filters import by_customer, parse_id
-from commerce.models import Product, Purchase
+from commerce.filters import by_customer, in_client_format, parse_id
+from commerce.models import Client, Product, Purchase
 from commerce.paging import paginate
 
 from . import actions, history_display, services
@@ -161,9 +161,11 @@ def billing_context(
 
 
 class ChangeDateForm(forms.Form):
-    next_billing_date = forms.DateField(
-        widget=forms.DateInput(attrs={"type": "date"}), label="New next billing date"
-    )
+    next_billing_date = forms.DateField(label="New next billing date")
+
+    def __init__(self, *args: Any, client: Client, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        in_client_format(self.fields["next_billing_date"], client)
 
 
 @require_http_methods(["GET", "POST"])
@@ -177,7 +179,9 @@ def subscription_action(request: HtmxHttpRequest, pk: int, name: str) -> HttpRes
     purchase = _purchase_in_scope(request, sub)
     require_role(request, "support")
     running_no = parse_id(request.GET.get("item") or request.POST.get("item") or "", digits=9)
-    form = ChangeDateForm(request.POST or None) if name == "change-date" else None
+    form = None
+    if name == "change-date":
+        form = ChangeDateForm(request.POST or None, client=sub.client)
     if request.method == "POST" and (form is None or form.is_valid()):
         new_date = None
         if form is not None:
@@ -246,7 +250,8 @@ def history_context(purchase: Purchase, subs: list[Subscription]) -> dict[str, A
         .select_related("subscription")
         .order_by("-created_at", "-id")[:200]
     )
-    return {"purchase": purchase, "subs": subs, "entries": history_display.shown(list(entries))}
+    shown = history_display.shown(list(entries), purchase.client.date_format)
+    return {"purchase": purchase, "subs": subs, "entries": shown}
 
 
 def _purchase_in_scope(request: HtmxHttpRequest, sub: Subscription) -> Purchase:
