@@ -21,6 +21,7 @@ from commerce.models import Client, Product
 
 from . import reports
 from .dates import Interval
+from .models import SubscriptionStatus
 from .reports import Filters
 
 # One page per group of figures, so that each page's queries stay within
@@ -118,8 +119,13 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
         types = sorted({t for _, t, _ in o.by_status})
         counts = {(s, t): n for s, t, n in o.by_status}
         columns = ["Status", *[t or "No renewal type (SM 1.0)" for t in types], "Total"]
+        names = dict(SubscriptionStatus.choices)
         rows = [
-            [s, *[counts.get((s, t), 0) for t in types], sum(counts.get((s, t), 0) for t in types)]
+            [
+                names.get(s, s),
+                *[counts.get((s, t), 0) for t in types],
+                sum(counts.get((s, t), 0) for t in types),
+            ]
             for s in statuses
         ]
         return [
@@ -135,17 +141,27 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
     if page == "mrr":
         m = reports.mrr(f)
         intervals = [
-            [str(Interval(months, days)), f"{billed} {cur}", f"{monthly} {cur}"]
+            [str(Interval(months, days)), billed, monthly]
             for months, days, billed, monthly in m.by_interval
         ]
+        products = [[name, share] for name, share in reports.mrr_by_product(f)]
         return [
             Figure(
+                "mrr-product",
+                f"MRR by product ({cur})",
+                "bar",
+                ["Product", "MRR"],
+                products,
+                ["MRR"],
+                "What each product's Active items bill, normalised to a month.",
+            ),
+            Figure(
                 "mrr",
-                "MRR by billing interval",
-                "table",
+                f"MRR by billing interval ({cur})",
+                "bar",
                 ["Interval", "Billed per interval", "Per month"],
                 intervals,
-                [],
+                ["Per month"],
                 "Each active subscription's next billing amount (its Active items) x 365 / "
                 "(365 x interval months + 12 x interval days); ARR = 12 x MRR.",
             ),

@@ -171,6 +171,24 @@ def mrr(f: Filters) -> Mrr:
     )
 
 
+def mrr_by_product(f: Filters) -> list[tuple[str, Decimal]]:
+    """Each product's share of MRR (one grouped join), largest first; the
+    shares are rounded each, so they may differ from MRR by a cent."""
+    rows = (
+        _active_items(f)
+        .values("product__name", "subscription__interval_months", "subscription__interval_days")
+        .annotate(billed=Sum(LINE))
+    )
+    exact: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        factor = monthly_factor(
+            row["subscription__interval_months"], row["subscription__interval_days"]
+        )
+        exact[row["product__name"]] += Decimal(row["billed"] or 0) * factor
+    shares = [(name, quantize(value, f.currency)) for name, value in exact.items()]
+    return sorted(shares, key=lambda share: (-share[1], share[0]))
+
+
 # --- revenue ---------------------------------------------------------------------------
 
 CATEGORIES = [

@@ -92,6 +92,12 @@ def test_active_subscribers_statuses_mrr_and_arr(shop):
         (1, 0, Decimal("10.00")),
         (12, 0, Decimal("10.00")),
     ]
+    # By product: Weekly 30.42 (C), then Pro 10.00 (A) and Yearly 10.00 (B) by name.
+    assert reports.mrr_by_product(filters(shop)) == [
+        ("Weekly", Decimal("30.42")),
+        ("Pro", Decimal("10.00")),
+        ("Yearly", Decimal("10.00")),
+    ]
 
 
 def test_overview_by_product_and_by_currency(shop):
@@ -170,6 +176,8 @@ def test_reports_pages_charts_tables_and_csv(login, shop):
     overview = staff.get("/reports/mrr/").content.decode()
     assert 'data-testid="kpi-mrr">50.42 EUR' in overview
     assert 'data-testid="kpi-arr">605.00 EUR' in overview
+    assert 'canvas data-chart="chart-mrr-product"' in overview  # the MRR chart
+    assert "MRR by product (EUR)" in overview
     csv = staff.get(
         "/reports/revenue/revenue.csv?start=2026-02-01&end=2026-06-15&currency=EUR"
     ).content.decode()
