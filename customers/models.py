@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from commerce.gateway import PaymentKind
 
@@ -18,7 +19,8 @@ class Customer(models.Model):
     last_name = models.CharField(max_length=100, blank=True)
     company = models.CharField(max_length=200, blank=True)
     reference_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # When the customer first bought (a sandbox client's test clock time).
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [

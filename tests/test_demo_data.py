@@ -62,3 +62,17 @@ def test_demo_api_credentials_work_as_printed(db, client, capsys):
         HTTP_AUTHORIZATION=f"Basic {token}",
     )
     assert answer.status_code == 200 and answer.json()["Subscription"]["Id"] == sub.pk
+
+
+def test_demo_customers_date_from_their_first_purchase_and_the_sandbox_has_subscriptions(db):
+    call_command("load_demo", customers=20)
+    modern = Client.objects.get(slug="contoso")
+    since = set(modern.customers.values_list("created_at__date", flat=True))
+    assert len(since) > 5  # not all the day the demo was loaded
+    for customer in modern.customers.all():
+        first = customer.purchases.order_by("created_at").first()
+        assert customer.created_at == first.created_at
+    sandbox = Client.objects.get(slug="sandbox")
+    statuses = set(sandbox.subscriptions.values_list("status", flat=True))
+    assert {"Active", "New"} <= statuses
+    assert sandbox.subscriptions.filter(renewal_type="Manual").exists()

@@ -100,7 +100,7 @@ def sign_up(
     currency = _validate(client, customer, lines, payment, at)
     total = order_total(lines)
     with transaction.atomic():
-        cust = _upsert_customer(client, customer, update=update_customer)
+        cust = _upsert_customer(client, customer, update=update_customer, at=at)
         method = payment_method(cust, payment)
     result = None  # an invoice is not charged now
     if isinstance(payment, CardInput):
@@ -168,9 +168,14 @@ def card_errors(card: CardInput, at: datetime) -> dict[str, str]:
     return errors
 
 
-def _upsert_customer(client: Client, data: CustomerInput, *, update: bool = True) -> Customer:
+def _upsert_customer(
+    client: Client, data: CustomerInput, *, update: bool = True, at: datetime
+) -> Customer:
+    """A new customer is a customer since ``at``, the sign-up's time."""
     email = data.email.strip().lower()
-    cust, created = Customer.objects.get_or_create(client=client, email=email)
+    cust, created = Customer.objects.get_or_create(
+        client=client, email=email, defaults={"created_at": at}
+    )
     if not (created or update):
         return cust
     for attr in ("first_name", "last_name", "company", "reference_id"):

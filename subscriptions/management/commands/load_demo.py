@@ -165,8 +165,9 @@ def _clients() -> tuple[Client, Client]:
 
 
 def _sandbox() -> None:
-    """An empty SM 2.0 sandbox client with a test clock (issue 10): buy at
-    /checkout/sandbox/, then advance the clock from Settings."""
+    """An SM 2.0 sandbox client with a test clock and a few subscriptions
+    that renew, decline and wait for payment as the clock is advanced from
+    Settings (docs/back-office.md); buy more at /checkout/sandbox/."""
     sandbox = Client.objects.create(
         name="Sandbox Shop", slug="sandbox", sm_version=SMVersion.V2, is_sandbox=True
     )
@@ -183,6 +184,27 @@ def _sandbox() -> None:
         name = f"sandbox-{role}"
         user = user_model.objects.create_user(name, f"{name}@example.com", f"{name}-pass")
         StaffMembership.objects.create(user=user, client=sandbox, role=role)
+    monthly, yearly = sandbox.products.order_by("id")
+    now = sandbox.now()
+    # (customer no, days ago, products, card or invoice, automatic renewal)
+    for no, days, products, card, auto in [
+        (0, 3, [monthly], CARD_APPROVED, True),
+        (1, 12, [monthly, yearly], CARD_APPROVED, True),
+        (2, 20, [monthly], CARD_DECLINES_AFTER_FIRST, True),
+        (3, 25, [monthly], CARD_APPROVED, False),
+        (4, 8, [yearly], None, True),
+    ]:
+        services.sign_up(
+            client=sandbox,
+            customer=services.CustomerInput(
+                email=f"tester{no}@example.com", first_name=FIRST[no], last_name="Tester"
+            ),
+            lines=[services.Line(p) for p in products],
+            payment=services.CardInput(card, 12, 2030) if card else services.InvoiceInput(),
+            confirm_auto_renewal=auto,
+            actor=services.SYSTEM,
+            at=now - timedelta(days=days),
+        )
 
 
 def _one_customer(client: Client, no: int, rng: random.Random, now: datetime) -> None:
