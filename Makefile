@@ -29,8 +29,9 @@ run: export COMMERCE_DEV ?= 1
 run: export PORT ?= 8000
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: install
-	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py migrate --no-input -v 0
+	@echo "Loading the demo data (a minute the first time)..."
+	$(BIN)/python manage.py load_demo > /dev/null
 	bash scripts/run-all
 
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/commerce

@@ -369,7 +369,10 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@commerce-assi
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"no_4xx_traceback": {"()": "commerce.logs.NoTracebackBelow500"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["no_4xx_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # django-axes logs every sign-in at INFO; its warnings (lockouts) still show.
     "loggers": {"axes": {"level": "WARNING"}},

@@ -107,3 +107,29 @@ def test_a_real_worker_on_redis_answers(redis_url, tmp_path):
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def test_a_refused_request_is_logged_in_one_line_a_server_error_with_its_traceback():
+    import io
+    import logging
+
+    from django.conf import settings
+    from django.core.exceptions import PermissionDenied
+
+    from commerce.logs import NoTracebackBelow500
+
+    assert settings.LOGGING["handlers"]["console"]["filters"] == ["no_4xx_traceback"]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(NoTracebackBelow500())
+    log = logging.getLogger("tests.refused")
+    log.addHandler(handler)
+    for status in (403, 500):
+        try:
+            raise PermissionDenied("Your role (viewer) may not do this.")
+        except PermissionDenied:
+            log.error("Answered %s", status, exc_info=True, extra={"status_code": status})
+    log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "Answered 403"
+    assert lines[1] == "Answered 500" and lines[2].startswith("Traceback")

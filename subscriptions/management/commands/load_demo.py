@@ -37,14 +37,25 @@ LAST = [
 ROLES = ["viewer", "support", "admin"]
 
 
+DEMO_SLUGS = ["northwind", "contoso", "sandbox"]
+
+
 class Command(BaseCommand):
     help = "Create two demo clients (SM 1.0 and SM 2.0) with staff, customers and subscriptions."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--customers", type=int, default=150, help="customers per client")
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument(
+            "--summary-only", action="store_true", help="print the logins and links, load nothing"
+        )
 
-    def handle(self, *args: Any, customers: int, seed: int, **options: Any) -> None:
+    def handle(
+        self, *args: Any, customers: int, seed: int, summary_only: bool, **options: Any
+    ) -> None:
+        if summary_only:
+            self._print_summary()
+            return
         if Client.objects.filter(slug__in=["northwind", "contoso"]).exists():
             self.stdout.write("Demo data is already loaded.")
         else:
@@ -66,38 +77,32 @@ class Command(BaseCommand):
         self._print_summary()
 
     def _print_summary(self) -> None:
-        rows = (
-            Subscription.objects.values("client__name", "status", "renewal_type")
-            .annotate(n=Count("id"))
-            .order_by("client__name", "status", "renewal_type")
+        counts = (
+            Subscription.objects.values("client__name").annotate(n=Count("id")).order_by("client")
         )
-        self.stdout.write("\nSubscriptions:")
-        for row in rows:
-            kind = row["renewal_type"] or "(SM 1.0)"
-            self.stdout.write(
-                f"  {row['client__name']:<22} {row['status']:<16} {kind:<10} {row['n']}"
-            )
-        self.stdout.write("\nLogins (username / password):")
-        self.stdout.write("  operator / operator-pass   (Django admin, all clients)")
+        self.stdout.write(
+            "Demo data: "
+            + ", ".join(f"{row['client__name']} {row['n']} subscriptions" for row in counts)
+        )
+        self.stdout.write("\nSign in at " + settings.SITE_URL + "/login/ (username / password):")
+        self.stdout.write("  operator / operator-pass   Django admin (/admin/), all clients")
         for m in StaffMembership.objects.select_related("user", "client").order_by(
             "client", "role"
         ):
-            self.stdout.write(
-                f"  {m.user.username} / {m.user.username}-pass   ({m.role} at {m.client.name})"
-            )
+            self.stdout.write(f"  {m.user.username} / {m.user.username}-pass   {m.client.name}")
         self.stdout.write("\nSubscription API (HTTP Basic, docs at /api/docs/):")
         for c in ApiCredential.objects.filter(key_id__startswith="ak_demo_").select_related(
             "client"
         ):
-            self.stdout.write(f"  {c.key_id} / {c.client.slug}-api-secret   ({c.client.name})")
-        self.stdout.write("\nCustomer portal (a signed link, as in every customer e-mail):")
-        for client in Client.objects.filter(slug__in=["northwind", "contoso"]).order_by("slug"):
+            self.stdout.write(f"  {c.key_id} / {c.client.slug}-api-secret   {c.client.name}")
+        self.stdout.write("\nCustomer portal, as a link in a customer e-mail:")
+        for client in Client.objects.filter(slug__in=DEMO_SLUGS).order_by("name"):
             customer = client.customers.filter(subscriptions__isnull=False).order_by("pk").first()
             if customer is not None:
-                self.stdout.write(f"  {link_for(customer)}   ({customer.email})")
-            self.stdout.write(
-                f"  new link by e-mail: {settings.SITE_URL}/portal/link/{client.slug}/"
-            )
+                self.stdout.write(f"  {client.name} ({customer.email}): {link_for(customer)}")
+        self.stdout.write("\nCheckout pages:")
+        for client in Client.objects.filter(slug__in=DEMO_SLUGS).order_by("name"):
+            self.stdout.write(f"  {client.name}: {settings.SITE_URL}/checkout/{client.slug}/")
 
 
 def _clients() -> tuple[Client, Client]:
