@@ -81,7 +81,9 @@ def scrolls_sideways(page) -> bool:
     return page.evaluate(SIDEWAYS)
 
 
-def test_checkout_and_portal_on_a_phone_have_no_violations_and_no_sideways_scroll(page, demo):
+def test_checkout_and_portal_on_a_phone_have_no_violations_and_no_sideways_scroll(
+    shoot, page, demo
+):
     page.set_viewport_size(PHONE)
     customer = (
         demo.customers.filter(subscriptions__status="Active", purchases__items__isnull=False)
@@ -103,6 +105,8 @@ def test_checkout_and_portal_on_a_phone_have_no_violations_and_no_sideways_scrol
         found += visit(page, url, ready)
         if scrolls_sideways(page):
             sideways.append(url)
+        if url == reverse("portal-purchases"):
+            shoot(page, "portal-invoices-phone")
     # A confirmation: what will happen, on its own page.
     page.goto(reverse("portal"))
     page.click("main a[href*='/portal/subscriptions/'] >> nth=0")

@@ -45,6 +45,12 @@ def test_support_switches_an_sm2_subscription_to_manual(shoot, page, sm2, monthl
     assert page.inner_text("[data-testid=renewal-type]") == "Manual"
     assert page.inner_text("[data-testid=sub-status]") == "Active"
     shoot(page, "subscription-billing")
+    # The next confirmation takes the focus, and the message about the last
+    # action goes: it is not about what is being confirmed now.
+    page.click("#subscription-billing >> text=Switch to Automatic Renewal")
+    page.wait_for_selector("[role=dialog]:has-text('automatic renewal')")
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "dialog"
+    assert page.locator("#subscription-billing .messages").count() == 0
     open_tab(page, "History")
     page.wait_for_selector("#history-table")
     row = page.inner_text("#history-table tbody tr >> nth=0")
@@ -52,6 +58,7 @@ def test_support_switches_an_sm2_subscription_to_manual(shoot, page, sm2, monthl
     assert "Renewal: Automatic → Manual" in row  # the change in words
     code = page.get_attribute("#history-table tbody tr >> nth=0 >> td >> nth=3 >> span", "title")
     assert code == "Event code: renTypeUpd"  # the code, on hover
+    shoot(page, "history")
     open_tab(page, "Overview")
     page.wait_for_selector(".facts")
     shoot(page, "purchase-viewer")
