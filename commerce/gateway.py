@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.db.models import Q, Sum
 from django.utils.module_loading import import_string
 
 from .bulk import insert_rows, new
@@ -157,8 +158,9 @@ class PaymentGateway(Protocol):
     def refund(
         self, charge_key: str, amount: Decimal, currency: str, idempotency_key: str
     ) -> ChargeResult:
-        """Give back (part of) the approved charge made with ``charge_key``;
-        the same ``idempotency_key`` refunds once."""
+        """Give back (part of) the approved charge ``charge_key`` (the key it
+        was made with, or its reference); the same ``idempotency_key`` refunds
+        once. Declined when more than is left of the charge is asked for."""
         ...
 
 
@@ -166,11 +168,13 @@ CARD_APPROVED = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
 CARD_TRANSIENT_ERROR = "4000000000000119"
 CARD_DECLINES_AFTER_FIRST = "4000000000000341"
+CARD_REFUND_DECLINED = "4000000000005126"
 TEST_CARDS = {
     CARD_APPROVED: "always approved",
     CARD_DECLINED: "always declined",
     CARD_TRANSIENT_ERROR: "transient processor error",
     CARD_DECLINES_AFTER_FIRST: "approved at sign-up, declined on every later charge",
+    CARD_REFUND_DECLINED: "charges approved, refunds declined",
 }
 
 
@@ -181,6 +185,7 @@ class Behaviour(enum.StrEnum):
     DECLINED = "declined"
     ERROR = "error"
     ONCE = "once"  # approved on the first charge, declined after
+    NO_REFUND = "norefund"  # charges approved, refunds declined
     UNKNOWN = "unknown"
 
 
@@ -189,6 +194,7 @@ BEHAVIOUR = {
     CARD_DECLINED: Behaviour.DECLINED,
     CARD_TRANSIENT_ERROR: Behaviour.ERROR,
     CARD_DECLINES_AFTER_FIRST: Behaviour.ONCE,
+    CARD_REFUND_DECLINED: Behaviour.NO_REFUND,
 }
 
 
@@ -336,11 +342,20 @@ class TestGateway:
         previous = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
         if previous is not None:
             return _result(previous)
-        original = GatewayCharge.objects.filter(
-            idempotency_key=charge_key, outcome=Outcome.APPROVED
-        ).first()
-        if original is None or amount > original.amount:
+        original = (
+            GatewayCharge.objects.filter(outcome=Outcome.APPROVED)
+            .filter(Q(idempotency_key=charge_key) | Q(reference=charge_key))
+            .first()
+        )
+        if original is None:
             return ChargeResult(Outcome.DECLINED, message="Nothing to refund for that charge.")
+        given_back = GatewayCharge.objects.filter(
+            message=f"Refund of {original.reference}", outcome=Outcome.APPROVED
+        ).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+        if amount > original.amount - given_back:
+            return ChargeResult(Outcome.DECLINED, message="More than is left of that charge.")
+        if _behaviour(original.payment_token) == Behaviour.NO_REFUND:
+            return ChargeResult(Outcome.DECLINED, message="The card issuer refused the refund.")
         row = GatewayCharge.objects.create(
             idempotency_key=idempotency_key,
             payment_token=original.payment_token,
@@ -378,7 +393,7 @@ class TestGateway:
     ) -> ChargeResult:
         behaviour = _behaviour(payment_method.token)
         reference = f"tg_{uuid.uuid4().hex[:20]}"
-        if behaviour == Behaviour.APPROVED:
+        if behaviour in (Behaviour.APPROVED, Behaviour.NO_REFUND):
             return ChargeResult(Outcome.APPROVED, reference)
         if behaviour == Behaviour.DECLINED:
             return ChargeResult(Outcome.DECLINED, reference, "Card declined by issuer.")

@@ -539,3 +539,90 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification_id} -> {self.endpoint_id} ({self.status})"
+
+
+class DocumentKind(models.TextChoices):
+    INVOICE = "invoice", "Invoice"
+    CREDIT_NOTE = "credit_note", "Credit note"
+
+
+class RefundReason(models.TextChoices):
+    REQUESTED = "requested", "Requested by the customer"
+    DUPLICATE = "duplicate", "Charged twice"
+    NOT_DELIVERED = "not_delivered", "Service not delivered"
+    UNSATISFIED = "unsatisfied", "Customer not satisfied"
+    GOODWILL = "goodwill", "Goodwill"
+    OTHER = "other", "Other"
+
+
+class DocumentCounter(models.Model):
+    """The last number given to a client's invoices or credit notes. A number
+    is taken under this row's lock in the transaction that writes the
+    document, so numbers have no gaps (docs/documents.md)."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=DocumentKind.choices)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "kind"], name="document_counter_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.last}"
+
+
+class Document(models.Model):
+    """An invoice (one per paid purchase) or a credit note (one per refund):
+    what was billed or given back, frozen when it was issued."""
+
+    Kind = DocumentKind
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="documents")
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=12, choices=DocumentKind.choices)
+    number = models.PositiveIntegerField()
+    issued_at = models.DateTimeField()
+    currency = models.CharField(max_length=3)
+    net = models.DecimalField(max_digits=12, decimal_places=2)
+    vat = models.DecimalField(max_digits=12, decimal_places=2)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    # [{"running_no", "description", "quantity", "unit_price", "amount"}], as strings.
+    lines = models.JSONField(default=list)
+    # Credit notes: why, and the key that makes a repeated request refund once.
+    reason = models.CharField(max_length=20, choices=RefundReason.choices, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    refund_key = models.CharField(max_length=100, blank=True)
+    gateway_reference = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "kind", "number"], name="document_number_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["purchase"],
+                condition=Q(kind=DocumentKind.INVOICE),
+                name="document_one_invoice_per_purchase",
+            ),
+            models.UniqueConstraint(
+                fields=["client", "refund_key"],
+                condition=~Q(refund_key=""),
+                name="document_refund_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.display_number}"
+
+    @property
+    def display_number(self) -> str:
+        prefix = "INV" if self.kind == DocumentKind.INVOICE else "CN"
+        return f"{prefix}-{self.number:06d}"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.display_number}.pdf"

@@ -13,8 +13,9 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from commerce import documents
 from commerce.bulk import Row
-from commerce.models import Client, Purchase
+from commerce.models import Client, Document, DocumentKind, Purchase
 
 from .models import Customer, CustomerEmail
 from .portal import link_for
@@ -41,6 +42,7 @@ SUBJECTS: dict[str, str] = {
     K.DEACTIVATED: "Your {client} subscription has ended",
     K.CHANGED: "Your {client} subscription was updated",
     K.PORTAL_LINK: "Your link to manage your {client} subscriptions",
+    K.REFUND: "Your refund from {client}",
 }
 
 
@@ -88,6 +90,33 @@ def with_link(body: str, email: CustomerEmail) -> str:
     return body.replace(LINK_MASK, link_for(email.customer, email.client))
 
 
+# A receipt's purchase is paid, or was (and has been refunded since).
+PAID = (
+    Purchase.Status.PAID,
+    Purchase.Status.PARTIALLY_REFUNDED,
+    Purchase.Status.REFUNDED,
+    Purchase.Status.CHARGEBACK,
+)
+
+
+def document_of(email: CustomerEmail) -> Document | None:
+    """The document an e-mail carries (docs/documents.md): a receipt its
+    purchase's invoice (issued now if need be), a refund e-mail the credit
+    note issued with it."""
+    purchase = email.purchase
+    if purchase is None:
+        return None
+    if email.kind == K.RECEIPT and purchase.status in PAID:
+        return documents.invoice_for(purchase)
+    if email.kind == K.REFUND:
+        notes = purchase.documents.filter(kind=DocumentKind.CREDIT_NOTE)
+        return (
+            notes.filter(issued_at=email.created_at).order_by("-id").first()
+            or notes.order_by("-id").first()
+        )
+    return None
+
+
 def render(email: CustomerEmail) -> None:
     """Fill in the text and HTML bodies from the records as they are now
     (with ``LINK_MASK`` where the portal link goes)."""
@@ -102,6 +131,7 @@ def render(email: CustomerEmail) -> None:
         # put in when it is sent (``with_link``).
         "portal_url": LINK_MASK,
         "link_days": max(settings.PORTAL_LINK_MAX_AGE // 86400, 1),
+        "document": document_of(email),
     }
     email.body_text = render_to_string("emails/customer.txt", context)
     email.body_html = render_to_string("emails/customer.html", context)
@@ -163,6 +193,11 @@ def send_pending(limit: int = 200) -> int:
                     headers={"Message-ID": message_id(email)},
                 )
                 message.attach_alternative(with_link(email.body_html, email), "text/html")
+                document = document_of(email)
+                if document is not None:
+                    message.attach(
+                        document.filename, documents.render_pdf(document), "application/pdf"
+                    )
                 connection.send_messages([message])
                 email.sent_at = timezone.now()
                 email.save(update_fields=["body_text", "body_html", "sent_at"])

@@ -101,6 +101,7 @@ class CustomerEmail(models.Model):
         DEACTIVATED = "deactivated", "Subscription deactivated"
         CHANGED = "changed", "Subscription changed"
         PORTAL_LINK = "portal_link", "Account link"
+        REFUND = "refund", "Refund"
 
     # Listed per purchase, subscription or customer; the client column scopes
     # but needs no index of its own (one index fewer per e-mail written).

@@ -28,3 +28,7 @@ class TransitionNotAllowed(DomainError):
 
 class ConcurrentChange(TransitionNotAllowed):
     """Someone else changed the subscription first; nothing was changed."""
+
+
+class RefundDeclined(TransitionNotAllowed):
+    """The payment service did not give the money back; nothing was recorded."""

@@ -15,8 +15,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from commerce import documents
 from commerce.filters import parse_id
-from commerce.models import Purchase
+from commerce.models import Document, DocumentKind, Purchase
 from commerce.money import split_vat
 from customers.models import Customer
 from customers.portal_views import portal_customer
@@ -25,6 +26,7 @@ from . import actions, services
 from .checkout import OrderForm, place_order
 from .errors import DomainError
 from .models import Subscription, SubscriptionItem
+from .refund_views import INVOICED, document_response
 
 
 @dataclass
@@ -69,11 +71,36 @@ def home(request: HttpRequest, customer: Customer) -> HttpResponse:
 @portal_customer
 def purchases(request: HttpRequest, customer: Customer) -> HttpResponse:
     bought = customer.purchases.order_by("-created_at", "-id")[:200]
+    notes = Document.objects.filter(
+        purchase__customer=customer, kind=DocumentKind.CREDIT_NOTE
+    ).order_by("issued_at", "id")
     return render(
         request,
         "portal/purchases.html",
-        {"customer": customer, "client": customer.client, "purchases": bought},
+        {
+            "customer": customer,
+            "client": customer.client,
+            "purchases": bought,
+            "credit_notes": notes,
+            "invoiced": INVOICED,
+        },
     )
+
+
+@require_GET
+@portal_customer
+def purchase_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """The invoice of one of the customer's paid purchases, as PDF."""
+    purchase = get_object_or_404(Purchase, pk=pk, customer=customer, status__in=INVOICED)
+    return document_response(documents.invoice_for(purchase), pdf=True)
+
+
+@require_GET
+@portal_customer
+def document_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """One of the customer's credit notes (or invoices), as PDF."""
+    doc = get_object_or_404(Document, pk=pk, purchase__customer=customer)
+    return document_response(doc, pdf=True)
 
 
 @require_GET

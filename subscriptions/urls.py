@@ -4,12 +4,24 @@ the portal's pages."""
 
 from django.urls import path
 
-from . import checkout, portal_views, report_views, settings_views, viewers, views
+from . import (
+    checkout,
+    portal_views,
+    refund_views,
+    report_views,
+    settings_views,
+    viewers,
+    views,
+)
 from .notifications import views as notification_views
 
 urlpatterns = [
     path("purchases/<int:pk>/", viewers.purchase_viewer, name="purchase"),
+    path("purchases/<int:pk>/refund/", refund_views.refund, name="purchase-refund"),
+    path("purchases/<int:pk>/invoice.pdf", refund_views.purchase_invoice, name="purchase-invoice"),
     path("purchases/<int:pk>/<slug:tab>/", viewers.purchase_viewer, name="purchase-tab"),
+    path("documents/<int:pk>/", refund_views.document, name="document"),
+    path("documents/<int:pk>.pdf", refund_views.document, {"pdf": True}, name="document-pdf"),
     path("customers/<int:pk>/", viewers.customer_detail, name="customer"),
     path("subscriptions/", views.subscription_list, name="subscriptions"),
     path("subscriptions/<int:pk>/", views.subscription_detail, name="subscription"),
@@ -69,6 +81,8 @@ urlpatterns = [
     path("portal/", portal_views.home, name="portal"),
     path("portal/invoices/", portal_views.purchases, name="portal-purchases"),
     path("portal/invoices/<int:pk>/", portal_views.invoice, name="portal-invoice"),
+    path("portal/invoices/<int:pk>.pdf", portal_views.purchase_pdf, name="portal-invoice-pdf"),
+    path("portal/documents/<int:pk>.pdf", portal_views.document_pdf, name="portal-document-pdf"),
     path("portal/subscriptions/<int:pk>/<slug:action>/", portal_views.act, name="portal-action"),
     path("portal/card/", portal_views.card, name="portal-card"),
     path("portal/contact/", portal_views.contact, name="portal-contact"),

@@ -18,6 +18,7 @@ from commerce.tables import PurchaseTable
 from customers.models import Customer, CustomerEmail
 
 from .models import Subscription
+from .refund_views import INVOICED, REFUNDABLE
 from .tables import SubscriptionTable, listed
 from .views import billing_context, history_context
 
@@ -81,7 +82,12 @@ def _tab_context(
         return billing_context(request, purchase, sub)
     if tab == "payments":
         related = Purchase.objects.filter(subscription__in=subs).exclude(pk=purchase.pk)
-        return {"related": related.select_related("payment_method").order_by("-created_at")[:50]}
+        return {
+            "related": related.select_related("payment_method").order_by("-created_at")[:50],
+            "documents": purchase.documents.order_by("kind", "number"),
+            "refundable": purchase.status in REFUNDABLE,
+            "invoiced": purchase.status in INVOICED,
+        }
     if tab == "notifications":
         notes = OutboxNotification.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))
         deliveries = WebhookDelivery.objects.filter(notification__in=notes).select_related(

@@ -22,6 +22,7 @@ holds the two equal.
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,11 +30,22 @@ from decimal import Decimal
 from django.db import transaction
 
 from commerce.bulk import new
+from commerce.documents import issue_credit_note, purchase_lines
 from commerce.gateway import ChargeResult, Outcome, PaymentKind, get_gateway
-from commerce.models import Client, Product, Purchase, PurchaseItem, SMVersion
+from commerce.models import (
+    Client,
+    Document,
+    DocumentKind,
+    Product,
+    Purchase,
+    PurchaseItem,
+    RefundReason,
+    SMVersion,
+)
+from commerce.money import split_vat
 from customers.models import CustomerEmail, PaymentMethod
 
-from ..errors import InvalidInput, TransitionNotAllowed
+from ..errors import InvalidInput, RefundDeclined, TransitionNotAllowed
 from ..models import (
     EventCode,
     ItemStatus,
@@ -807,42 +819,177 @@ def mark_purchase_paid(
 # --- money back ------------------------------------------------------------------
 
 
+@dataclass
+class RefundQuote:
+    """What a refund gives back (the rule ``refund`` applies; the Refund page
+    previews it): the amount with its VAT split, credit-note lines, and
+    whether it is the whole purchase (then the subscription is deactivated)."""
+
+    purchase: Purchase
+    amount: Decimal
+    net: Decimal
+    vat: Decimal
+    lines: list[dict[str, str]]
+    full: bool
+
+    @property
+    def effect(self) -> str:
+        if not self.full:
+            return "The subscription and its items keep their statuses."
+        if self.purchase.subscription_id is None:
+            return "Nothing else changes: this purchase has no subscription."
+        return (
+            f"Subscription S{self.purchase.subscription_id} and its items are deactivated "
+            "(a full refund ends the service)."
+        )
+
+
+def refunded_quantities(purchase: Purchase) -> dict[str, int]:
+    """Per purchase line (running number), the quantity credited so far."""
+    done: dict[str, int] = {}
+    for doc in Document.objects.filter(purchase=purchase, kind=DocumentKind.CREDIT_NOTE):
+        for line in doc.lines:
+            if line.get("running_no") and line.get("quantity"):
+                key = str(line["running_no"])
+                done[key] = done.get(key, 0) + int(line["quantity"])
+    return done
+
+
+def quote_refund(
+    purchase: Purchase,
+    *,
+    amount: Decimal | None = None,
+    quantities: dict[int, int] | None = None,
+) -> RefundQuote:
+    """The refund of ``amount``, or of ``quantities`` per purchase line
+    (running number -> quantity), or (neither) of all that is left. Refused:
+    an unpaid purchase, more than is left, a quantity more than the line has
+    left to credit."""
+    _refuse_unless_paid(purchase)
+    remaining = purchase.total - purchase.refunded_amount
+    items = {i.running_no: i for i in purchase.items.select_related("product")}
+    lines: list[dict[str, str]] = []
+    if quantities:
+        credited = refunded_quantities(purchase)
+        total = Decimal("0")
+        for no, quantity in sorted(quantities.items()):
+            item = items.get(no)
+            if item is None:
+                raise InvalidInput(
+                    f"Purchase {purchase.pk} has no line {no}.", fields={"lines": "Unknown line."}
+                )
+            left = item.quantity - credited.get(str(no), 0)
+            if not 0 < quantity <= left:
+                raise InvalidInput(
+                    f"Line {no} ({item.product.name}) has {left} left to refund.",
+                    fields={"lines": f"Line {no}: at most {left}."},
+                )
+            line_amount = item.unit_price * quantity
+            total += line_amount
+            lines.append(
+                {
+                    "running_no": str(no),
+                    "description": item.product.name,
+                    "quantity": str(quantity),
+                    "unit_price": str(item.unit_price),
+                    "amount": str(line_amount),
+                }
+            )
+        amount = total
+    elif amount is None:
+        amount = remaining
+    if not Decimal("0") < amount <= remaining:
+        raise InvalidInput(
+            f"Refund between 0.01 and {remaining} {purchase.currency}: "
+            f"{purchase.refunded_amount} of {purchase.total} is refunded already.",
+            fields={"amount": f"At most {remaining}."},
+        )
+    if not lines:
+        if amount == purchase.total:  # the whole purchase: every line
+            lines = purchase_lines(purchase)
+        else:
+            lines = [
+                {
+                    "running_no": "",
+                    "description": f"Refund on order {purchase.pk}",
+                    "quantity": "",
+                    "unit_price": "",
+                    "amount": str(amount),
+                }
+            ]
+    gross, net, vat = split_vat(amount, purchase.currency, purchase.client.vat_rate)
+    full = purchase.refunded_amount + amount == purchase.total
+    return RefundQuote(purchase, gross, net, vat, lines, full)
+
+
 def refund(
     *,
     purchase: Purchase,
     actor: Actor,
     amount: Decimal | None = None,
+    quantities: dict[int, int] | None = None,
+    reason: str = RefundReason.REQUESTED,
+    note: str = "",
+    key: str | None = None,
     generate_mail: bool = True,
     at: datetime | None = None,
-) -> Purchase:
-    """Refund all (``amount=None``) or part of a paid purchase. A full refund
-    deactivates the subscription; a partial one changes nothing else."""
+) -> Document:
+    """Refund all (neither ``amount`` nor ``quantities``) or part of a paid
+    purchase (docs/documents.md): the gateway gives the money back first
+    (idempotency key from ``key``), then, in the same transaction, the
+    purchase, the history, the notification with its e-mail and a numbered
+    credit note. A full refund deactivates the subscription; a partial one
+    changes nothing else. The same ``key`` refunds once (the first credit
+    note is returned). A refund the gateway declines records nothing."""
     at = now_or(at, purchase)
+    key = key or uuid.uuid4().hex
     with transaction.atomic():
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        _refuse_unless_paid(purchase)
-        remaining = purchase.total - purchase.refunded_amount
-        amount = remaining if amount is None else amount
-        if not Decimal("0") < amount <= remaining:
-            raise InvalidInput(
-                f"Refund between 0.01 and {remaining} {purchase.currency}.",
-                fields={"amount": f"At most {remaining}."},
+        purchase = (
+            Purchase.objects.select_for_update(of=("self",))
+            .select_related("client")
+            .get(pk=purchase.pk)
+        )
+        done = Document.objects.filter(client_id=purchase.client_id, refund_key=key).first()
+        if done is not None:
+            return done
+        quote = quote_refund(purchase, amount=amount, quantities=quantities)
+        reference = ""
+        if purchase.gateway_reference:  # paid online; an invoice is paid back by transfer
+            answer = get_gateway().refund(
+                purchase.gateway_reference,
+                quote.amount,
+                purchase.currency,
+                f"refund:{purchase.client_id}:{key}",
             )
-        purchase.refunded_amount += amount
-        full = purchase.refunded_amount == purchase.total
-        purchase.status = Purchase.Status.REFUNDED if full else Purchase.Status.PARTIALLY_REFUNDED
+            if not answer.approved:
+                raise RefundDeclined(f"The payment service refused the refund: {answer.message}")
+            reference = answer.reference
+        purchase.refunded_amount += quote.amount
+        purchase.status = (
+            Purchase.Status.REFUNDED if quote.full else Purchase.Status.PARTIALLY_REFUNDED
+        )
         purchase.save(update_fields=["refunded_amount", "status"])
-        what = f"{'Full' if full else 'Partial'} refund of {amount} {purchase.currency}"
+        note_ = issue_credit_note(
+            purchase,
+            amount=quote.amount,
+            lines=quote.lines,
+            reason=reason,
+            note=note,
+            refund_key=key,
+            gateway_reference=reference,
+            at=at,
+        )
+        what = f"{'Full' if quote.full else 'Partial'} refund of {quote.amount} {purchase.currency}"
         _money_back(
             purchase,
             actor=actor,
             at=at,
-            full=full,
-            summary=what,
-            notification=N.REFUND if full else N.PARTIAL_REFUND,
+            full=quote.full,
+            summary=f"{what}, credit note {note_.display_number}",
+            notification=N.REFUND if quote.full else N.PARTIAL_REFUND,
             generate_mail=generate_mail,
         )
-    return purchase
+    return note_
 
 
 def chargeback(*, purchase: Purchase, actor: Actor, at: datetime | None = None) -> Purchase:
