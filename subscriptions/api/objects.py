@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from commerce.models import PurchaseItem
+from django.urls import reverse
+
+from commerce.models import Document, DocumentKind, PurchaseItem
 from commerce.money import split_vat
 
 from ..models import Subscription, SubscriptionItem
@@ -73,4 +75,22 @@ def _item(item: SubscriptionItem, sub: Subscription, lines: list[dict[str, Any]]
         "NextBillingCustomerVatPrice": str(vat),
         "NextBillingCurrencyId": sub.currency,
         "SubscriptionPurchaseItems": lines,
+    }
+
+
+def document_object(doc: Document) -> dict[str, Any]:
+    """An invoice or credit note (docs/documents.md); the PDF at ``PdfUrl``."""
+    return {
+        "DocumentId": doc.pk,
+        "Kind": "Invoice" if doc.kind == DocumentKind.INVOICE else "CreditNote",
+        "Number": doc.display_number,
+        "PurchaseId": doc.purchase_id,
+        "IssuedAt": rfc3339(doc.issued_at),
+        "Currency": doc.currency,
+        "Net": str(doc.net),
+        "Vat": str(doc.vat),
+        "VatRate": str(doc.vat_rate),
+        "Total": str(doc.total),
+        "Reason": doc.reason or None,
+        "PdfUrl": reverse("api-getdocumentpdf") + f"?documentId={doc.pk}",
     }

@@ -18,6 +18,9 @@ ENDPOINTS = [
     "updatesubscriptionitem",
     "increasesubscriptionitemquantity",
     "updatesubscriptionitemprice",
+    "refundpurchase",
+    "getpurchasedocuments",
+    "getdocumentpdf",
 ]
 
 urlpatterns = [

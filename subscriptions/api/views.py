@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -16,16 +17,18 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from commerce import documents
 from commerce.filters import parse_id
 from commerce.gateway import PaymentKind
-from commerce.models import ApiCredential, Client, Product
+from commerce.models import ApiCredential, Client, Document, Product, Purchase, RefundReason
 from customers.models import Customer
 
 from .. import services
 from ..errors import InvalidInput, NotFound
 from ..models import RenewalType, Subscription
+from ..refund_views import INVOICED, document_response
 from .idempotency import idempotent
-from .objects import rfc3339, subscription_object
+from .objects import document_object, rfc3339, subscription_object
 
 T = services.TransactionStatus
 
@@ -37,6 +40,7 @@ MAX_ID = 2**63 - 1
 MAX_INT = 2**31 - 1
 
 
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 10**17 - 1}
 SUBSCRIPTION_ID_SCHEMA = {
     "oneOf": [
         {"type": "integer", "minimum": 1, "maximum": 10**17 - 1},
@@ -244,6 +248,36 @@ class PurchaseInput(serializers.Serializer):
     GenerateMail = serializers.BooleanField(default=True)
 
 
+class RefundLineInput(serializers.Serializer):
+    RunningNumber = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    Quantity = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+
+
+@extend_schema_field({"type": "number", "minimum": 0.01, "maximum": 9999999999, "multipleOf": 0.01})
+class AmountField(serializers.DecimalField):
+    """An amount of money: a JSON number (or a string of one), cents at most."""
+
+
+class RefundInput(serializers.Serializer):
+    PurchaseId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    Amount = AmountField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("9999999999"),
+        required=False,
+        help_text="VAT included; without Amount and Lines, all that is left",
+    )
+    Lines = serializers.ListField(
+        child=RefundLineInput(),
+        required=False,
+        min_length=1,
+        help_text="Lines and quantities to refund; when given, they decide the amount",
+    )
+    Reason = serializers.ChoiceField(choices=RefundReason.values, default=RefundReason.REQUESTED)
+    Note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
 # --- what the schema says -------------------------------------------------------------
 
 ANSWERS = {code: OpenApiTypes.OBJECT for code in (200, 400, 401, 404, 409, 429)}
@@ -374,7 +408,7 @@ def getsubscriptionsforcustomer(request: Request) -> Response:
     if key == "customerEmail":
         value = value.strip().lower()
     customer = Customer.objects.filter(client=_client(request), **{CUSTOMER_KEYS[key]: value})
-    found = customer.first()
+    found = None if "\x00" in value else customer.first()  # no stored text holds a NUL
     if found is None:
         raise NotFound("No such customer.")
     subs = _subscriptions(request).filter(customer=found).order_by("pk")
@@ -541,6 +575,84 @@ def createpurchase(request: Request) -> Response:
             "TransactionStatus": result.transaction_status,
         }
     )
+
+
+# --- refunds and documents (docs/documents.md) ----------------------------------------------
+
+
+def _purchase(request: Request, pk: int) -> Purchase:
+    purchase = Purchase.objects.filter(client=_client(request), pk=pk).first()
+    if purchase is None:
+        raise NotFound(f"Purchase {pk} was not found.")
+    return purchase
+
+
+@documented(RefundInput)
+@api_view(["POST"])
+@idempotent
+def refundpurchase(request: Request) -> Response:
+    """Refund all or part of a paid purchase: the gateway gives the money back,
+    a credit note is issued (409 when there is not that much left, or the
+    gateway refuses; nothing is recorded then)."""
+    data = _valid(RefundInput, request)
+    purchase = _purchase(request, data["PurchaseId"])
+    quantities: dict[int, int] = {}
+    for line in data.get("Lines") or []:
+        no = line["RunningNumber"]
+        quantities[no] = quantities.get(no, 0) + line["Quantity"]
+    key = request.headers.get("Idempotency-Key", "").strip()
+    note = services.refund(
+        purchase=purchase,
+        actor=_actor(request),
+        amount=None if quantities else data.get("Amount"),
+        quantities=quantities or None,
+        reason=data["Reason"],
+        note=data["Note"],
+        key=f"api:{key}" if key else None,
+    )
+    return Response({"ResultMessage": "OK", "CreditNote": document_object(note)})
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("purchaseId", ID_SCHEMA, required=True)], responses=ANSWERS
+)
+@api_view(["GET"])
+def getpurchasedocuments(request: Request) -> Response:
+    """A purchase's invoice (issued now if it is paid and has none) and credit notes."""
+    pk = parse_id(request.query_params.get("purchaseId", ""))
+    if pk is None or pk > MAX_ID:
+        raise InvalidInput(
+            "purchaseId is required: a purchase id.", fields={"purchaseId": "A purchase id."}
+        )
+    purchase = _purchase(request, pk)
+    if purchase.status in INVOICED:
+        documents.invoice_for(purchase)
+    found = purchase.documents.order_by("kind", "number")
+    return Response({"ResultMessage": "OK", "Documents": [document_object(d) for d in found]})
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("documentId", ID_SCHEMA, required=True)],
+    responses={
+        200: OpenApiTypes.BINARY,
+        400: OpenApiTypes.OBJECT,
+        401: OpenApiTypes.OBJECT,
+        404: OpenApiTypes.OBJECT,
+        429: OpenApiTypes.OBJECT,
+    },
+)
+@api_view(["GET"])
+def getdocumentpdf(request: Request) -> HttpResponse:
+    """An invoice or credit note as PDF (``application/pdf``)."""
+    pk = parse_id(request.query_params.get("documentId", ""))
+    if pk is None or pk > MAX_ID:
+        raise InvalidInput(
+            "documentId is required: a document id.", fields={"documentId": "A document id."}
+        )
+    doc = Document.objects.filter(client=_client(request), pk=pk).first()
+    if doc is None:
+        raise NotFound(f"Document {pk} was not found.")
+    return document_response(doc, pdf=True)
 
 
 # --- item changes (docs/api.md) ------------------------------------------------------------

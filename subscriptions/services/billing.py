@@ -45,7 +45,7 @@ from commerce.models import (
 from commerce.money import split_vat
 from customers.models import CustomerEmail, PaymentMethod
 
-from ..errors import InvalidInput, RefundDeclined, TransitionNotAllowed
+from ..errors import NotFound, RefundDeclined, TransitionNotAllowed
 from ..models import (
     EventCode,
     ItemStatus,
@@ -875,12 +875,10 @@ def quote_refund(
         for no, quantity in sorted(quantities.items()):
             item = items.get(no)
             if item is None:
-                raise InvalidInput(
-                    f"Purchase {purchase.pk} has no line {no}.", fields={"lines": "Unknown line."}
-                )
+                raise NotFound(f"Purchase {purchase.pk} has no line {no}.")
             left = item.quantity - credited.get(str(no), 0)
             if not 0 < quantity <= left:
-                raise InvalidInput(
+                raise TransitionNotAllowed(
                     f"Line {no} ({item.product.name}) has {left} left to refund.",
                     fields={"lines": f"Line {no}: at most {left}."},
                 )
@@ -899,7 +897,7 @@ def quote_refund(
     elif amount is None:
         amount = remaining
     if not Decimal("0") < amount <= remaining:
-        raise InvalidInput(
+        raise TransitionNotAllowed(
             f"Refund between 0.01 and {remaining} {purchase.currency}: "
             f"{purchase.refunded_amount} of {purchase.total} is refunded already.",
             fields={"amount": f"At most {remaining}."},

@@ -407,3 +407,9 @@ def test_an_impossible_or_far_next_billing_date_is_refused_with_a_message(api, s
         answer = api.post("updatenextbillingdate", body)
         assert answer.status_code == 400, answer.content
         assert message in answer.json()["ResultMessage"]
+
+
+def test_a_nul_in_a_customer_search_is_no_such_customer(api, sm2, monthly):
+    answer = api.get("getsubscriptionsforcustomer", customerEmail="a\x00@example.com")
+    assert answer.status_code == 404
+    assert answer.json()["ResultMessage"] == "No such customer."

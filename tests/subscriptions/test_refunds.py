@@ -18,7 +18,7 @@ from commerce.models import Document, GatewayCharge, Purchase
 from customers.emails import send_pending
 from customers.models import CustomerEmail
 from subscriptions import services
-from subscriptions.errors import DomainError, InvalidInput, RefundDeclined, TransitionNotAllowed
+from subscriptions.errors import DomainError, RefundDeclined, TransitionNotAllowed
 from subscriptions.models import HistoryEntry
 from tests.conftest import STAFF, card, fresh, notification_types, sent_to
 from tests.factories import ProductFactory
@@ -90,9 +90,9 @@ def test_more_than_is_left_is_refused_and_changes_nothing(shop):
     result = buy(shop)
     services.refund(purchase=result.purchase, quantities={1: 1}, actor=STAFF)
     # 72.50 - 30.00 = 42.50 left.
-    with pytest.raises(InvalidInput, match="Refund between 0.01 and 42.50 EUR"):
+    with pytest.raises(TransitionNotAllowed, match="Refund between 0.01 and 42.50 EUR"):
         services.refund(purchase=result.purchase, amount=Decimal("42.51"), actor=STAFF)
-    with pytest.raises(InvalidInput, match=r"Line 1 \(Seats\) has 1 left to refund"):
+    with pytest.raises(TransitionNotAllowed, match=r"Line 1 \(Seats\) has 1 left to refund"):
         services.refund(purchase=result.purchase, quantities={1: 2}, actor=STAFF)
     purchase = Purchase.objects.get(pk=result.purchase.pk)
     assert purchase.refunded_amount == Decimal("30.00")
