@@ -318,6 +318,8 @@ class Purchase(models.Model):
     currency = models.CharField(max_length=3)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    # When the card holder's bank took the money back (reports count it then).
+    charged_back_at = models.DateTimeField(null=True, blank=True)
     payment_method = models.ForeignKey(
         "customers.PaymentMethod", on_delete=models.PROTECT, null=True, blank=True
     )

@@ -10,6 +10,7 @@ transport, so the app runs on a fresh machine with no servers. Production
 shape: DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://...
 """
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -258,6 +259,12 @@ PORTAL_LINK_RATE_PER_EMAIL = os.environ.get("PORTAL_LINK_RATE_PER_EMAIL", "3/h")
 CHECKOUT_RATE_PER_ADDRESS = os.environ.get("CHECKOUT_RATE_PER_ADDRESS", "10/h")
 # The Subscription API: calls per credential, failed authentications per address.
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600/m")
+# The payment gateway signs its callbacks (chargebacks) with this secret
+# (docs/documents.md); without one set, a secret derived from SECRET_KEY.
+GATEWAY_WEBHOOK_SECRET = (
+    os.environ.get("GATEWAY_WEBHOOK_SECRET")
+    or hashlib.sha256(f"gateway-webhook:{SECRET_KEY}".encode()).hexdigest()
+)
 API_FAILED_AUTH_RATE = os.environ.get("API_FAILED_AUTH_RATE", "20/m")
 
 # --- Subscription API (docs/api.md) ---------------------------------------------

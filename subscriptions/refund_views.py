@@ -4,15 +4,20 @@ happens to the subscription, then refunds through ``services.refund``."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from commerce import documents
 from commerce.access import HtmxHttpRequest, client_of, require_role, staff_required
@@ -125,6 +130,61 @@ def refund(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         {"purchase": purchase, "form": form, "quote": quote, "remaining": remaining},
         status=400 if form.is_bound and form.errors else 200,
     )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required()
+def chargeback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET: what a chargeback does. POST: record that the card holder's bank
+    took the money back (docs/documents.md)."""
+    purchase = get_object_or_404(
+        Purchase.objects.select_related("client", "customer"), pk=pk, client=client_of(request)
+    )
+    require_role(request, "support")
+    if request.method == "POST":
+        try:
+            services.chargeback(purchase=purchase, actor=staff_actor(request))
+            messages.success(
+                request,
+                f"Chargeback of {purchase.total} {purchase.currency} recorded on purchase "
+                f"{purchase.pk}.",
+            )
+        except DomainError as exc:
+            messages.error(request, exc.reason)
+        return redirect("purchase-tab", pk=purchase.pk, tab="payments")
+    return render(request, "purchases/chargeback.html", {"purchase": purchase})
+
+
+@csrf_exempt
+@require_POST
+def gateway_event(request: HttpRequest) -> HttpResponse:
+    """The payment gateway's callback (docs/documents.md): ``charge.disputed``
+    records a chargeback on the purchase paid with that charge. Signed:
+    ``X-Gateway-Signature: sha256=<HMAC-SHA256 of the body>`` with
+    ``GATEWAY_WEBHOOK_SECRET``. A repeated event changes nothing."""
+    expected = hmac.new(
+        settings.GATEWAY_WEBHOOK_SECRET.encode(), request.body, hashlib.sha256
+    ).hexdigest()
+    given = request.headers.get("X-Gateway-Signature", "").removeprefix("sha256=")
+    if not hmac.compare_digest(expected, given):
+        return JsonResponse({"error": "Bad signature."}, status=401)
+    try:
+        event = json.loads(request.body)
+        kind, reference = str(event["type"]), str(event["reference"])
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "Expected JSON with type and reference."}, status=400)
+    if kind != "charge.disputed":
+        return JsonResponse({"status": "ignored"})
+    purchase = Purchase.objects.filter(gateway_reference=reference).first() if reference else None
+    if purchase is None:
+        return JsonResponse({"error": "No purchase was paid with that charge."}, status=404)
+    if purchase.status == Purchase.Status.CHARGEBACK:
+        return JsonResponse({"status": "already recorded"})
+    try:
+        services.chargeback(purchase=purchase, actor=services.Actor.gateway())
+    except DomainError as exc:
+        return JsonResponse({"error": exc.reason}, status=409)
+    return JsonResponse({"status": "recorded"})
 
 
 @require_GET

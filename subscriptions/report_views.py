@@ -176,7 +176,17 @@ def figures(page: str, f: Filters) -> tuple[list[Figure], dict[str, Any]]:
                 reports.revenue(f),
                 labels,
                 "Paid purchases by month of payment, before refunds.",
-            )
+            ),
+            _per_month(
+                "refunds",
+                f"Refunds, chargebacks and net revenue per month ({cur})",
+                "bar",
+                reports.money_back(f),
+                ["Refunded", "Charged back", "Net revenue"],
+                "Refunds by the month of their credit note, chargebacks by the month the bank "
+                "took the money back; net revenue = billed − refunded − charged back. "
+                "All products.",
+            ),
         ], {}
     if page == "churn":
         return [

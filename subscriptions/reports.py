@@ -27,7 +27,7 @@ only), date range (the months of the per-month figures).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,7 +36,7 @@ from dateutil.relativedelta import relativedelta
 from django.db.models import Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncDay, TruncMonth
 
-from commerce.models import Client, Product, Purchase, PurchaseItem
+from commerce.models import Client, Document, DocumentKind, Product, Purchase, PurchaseItem
 from commerce.money import quantize
 
 from .models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
@@ -240,6 +240,61 @@ def revenue(f: Filters) -> list[MonthRow]:
         values = {label: found.get((month, cat), none) for cat, label in CATEGORIES}
         values["Total"] = sum(values.values(), none)
         out.append(MonthRow(month, values))
+    return out
+
+
+def money_back(f: Filters) -> list[MonthRow]:
+    """Per month: refunds (credit notes issued in it) and chargebacks (purchases
+    charged back in it), counted and summed, and net revenue: what was billed
+    in the month (``revenue``) minus both. All products (the filter is not
+    applied: a refund of an amount belongs to no one product)."""
+    lo, hi = f.range
+    notes = (
+        Document.objects.filter(
+            client=f.client,
+            kind=DocumentKind.CREDIT_NOTE,
+            currency=f.currency,
+            issued_at__gte=lo,
+            issued_at__lt=hi,
+        )
+        .annotate(month=TruncMonth("issued_at"))
+        .values("month")
+        .annotate(n=Count("id"), amount=Sum("total"))
+    )
+    backs = (
+        Purchase.objects.filter(
+            client=f.client, currency=f.currency, charged_back_at__gte=lo, charged_back_at__lt=hi
+        )
+        .annotate(month=TruncMonth("charged_back_at"))
+        .values("month")
+        .annotate(n=Count("id"), amount=Sum("total"))
+    )
+    none = quantize(ZERO, f.currency)
+    refunded = {
+        _month_key(r["month"]): (r["n"], quantize(Decimal(r["amount"] or 0), f.currency))
+        for r in notes
+    }
+    charged_back = {
+        _month_key(r["month"]): (r["n"], quantize(Decimal(r["amount"] or 0), f.currency))
+        for r in backs
+    }
+    billed = {row.month: row.values["Total"] for row in revenue(replace(f, product=None))}
+    out = []
+    for month in f.months:
+        n_refunds, refunds = refunded.get(month, (0, none))
+        n_backs, backed = charged_back.get(month, (0, none))
+        out.append(
+            MonthRow(
+                month,
+                {
+                    "Refunds": n_refunds,
+                    "Refunded": refunds,
+                    "Chargebacks": n_backs,
+                    "Charged back": backed,
+                    "Net revenue": billed.get(month, none) - refunds - backed,
+                },
+            )
+        )
     return out
 
 

@@ -18,6 +18,8 @@ from .notifications import views as notification_views
 urlpatterns = [
     path("purchases/<int:pk>/", viewers.purchase_viewer, name="purchase"),
     path("purchases/<int:pk>/refund/", refund_views.refund, name="purchase-refund"),
+    path("purchases/<int:pk>/chargeback/", refund_views.chargeback, name="purchase-chargeback"),
+    path("gateway/events/", refund_views.gateway_event, name="gateway-event"),
     path("purchases/<int:pk>/invoice.pdf", refund_views.purchase_invoice, name="purchase-invoice"),
     path("purchases/<int:pk>/<slug:tab>/", viewers.purchase_viewer, name="purchase-tab"),
     path("documents/<int:pk>/", refund_views.document, name="document"),

@@ -46,7 +46,14 @@ def purchase_viewer(request: HtmxHttpRequest, pk: int, tab: str = "overview") ->
         client=client_of(request),
     )
     subs = subscriptions_of(purchase)
-    context: dict[str, Any] = {"purchase": purchase, "subs": subs, "tab": tab, "tabs": TABS}
+    context: dict[str, Any] = {
+        "purchase": purchase,
+        "subs": subs,
+        "tab": tab,
+        "tabs": TABS,
+        "refundable": purchase.status in REFUNDABLE,
+        "invoiced": purchase.status in INVOICED,
+    }
     context.update(_tab_context(request, tab, purchase, subs))
     context["tab_template"] = f"purchases/tabs/{tab}.html"
     if request.htmx:
@@ -85,8 +92,6 @@ def _tab_context(
         return {
             "related": related.select_related("payment_method").order_by("-created_at")[:50],
             "documents": purchase.documents.order_by("kind", "number"),
-            "refundable": purchase.status in REFUNDABLE,
-            "invoiced": purchase.status in INVOICED,
         }
     if tab == "notifications":
         notes = OutboxNotification.objects.filter(Q(purchase=purchase) | Q(subscription__in=subs))

@@ -997,8 +997,8 @@ def chargeback(*, purchase: Purchase, actor: Actor, at: datetime | None = None) 
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         _refuse_unless_paid(purchase)
         purchase.status = Purchase.Status.CHARGEBACK
-        purchase.refunded_amount = purchase.total
-        purchase.save(update_fields=["refunded_amount", "status"])
+        purchase.refunded_amount, purchase.charged_back_at = purchase.total, at
+        purchase.save(update_fields=["refunded_amount", "status", "charged_back_at"])
         _money_back(
             purchase,
             actor=actor,

@@ -60,6 +60,11 @@ class Actor:
     def customer(cls, customer: Customer) -> Actor:
         return cls(HistoryEntry.ActorKind.CUSTOMER, customer.email)
 
+    @classmethod
+    def gateway(cls) -> Actor:
+        """The payment gateway's callback (a chargeback)."""
+        return cls(HistoryEntry.ActorKind.SYSTEM, "payment gateway")
+
 
 SYSTEM = Actor(HistoryEntry.ActorKind.SYSTEM, "system")
 

@@ -47,6 +47,10 @@ NOT_CRAWLED = {
     "portal-request-link",  # public, entered below
     "delivery-resend",  # POST-only, forms cover it
     "endpoint-retry-failed",  # a button only while deliveries failed; no fields
+    "document",  # linked where a refund exists (tests/subscriptions/test_refund_pages.py)
+    "document-pdf",
+    "portal-document-pdf",
+    "gateway-event",  # the payment gateway's signed callback (same test module)
 }
 
 

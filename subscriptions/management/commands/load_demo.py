@@ -16,7 +16,15 @@ from django.db.models import Count
 from django.utils import timezone
 
 from commerce.gateway import CARD_APPROVED, CARD_DECLINES_AFTER_FIRST
-from commerce.models import ApiCredential, Client, Product, SMVersion, StaffMembership
+from commerce.models import (
+    ApiCredential,
+    Client,
+    Product,
+    Purchase,
+    RefundReason,
+    SMVersion,
+    StaffMembership,
+)
 from customers.portal import link_for
 from subscriptions import services
 from subscriptions.models import Subscription, SubscriptionStatus
@@ -72,6 +80,7 @@ class Command(BaseCommand):
             for client in (classic, modern):
                 for no in range(customers):
                     _one_customer(client, no, rng, now)
+            _refunds(modern)
         if not Client.objects.filter(slug="sandbox").exists():
             _sandbox()
         self._print_summary()
@@ -209,6 +218,25 @@ def _sandbox() -> None:
             confirm_auto_renewal=auto,
             actor=services.SYSTEM,
             at=now - timedelta(days=days),
+        )
+
+
+def _refunds(client: Client) -> None:
+    """A partial refund (with its credit note) on the first customer's first
+    paid purchase, so that the Payments tab and the portal show documents."""
+    purchase = (
+        Purchase.objects.filter(client=client, status=Purchase.Status.PAID)
+        .order_by("customer_id", "created_at")
+        .first()
+    )
+    if purchase is not None:
+        services.refund(
+            purchase=purchase,
+            amount=min(purchase.total, Decimal("5.00")),
+            reason=RefundReason.GOODWILL,
+            note="Service outage on the 3rd",
+            actor=services.SYSTEM,
+            at=purchase.created_at + timedelta(days=2),
         )
 
 
