@@ -117,7 +117,7 @@ def document_of(email: CustomerEmail) -> Document | None:
     return None
 
 
-def render(email: CustomerEmail) -> None:
+def render(email: CustomerEmail, document: Document | None = None) -> None:
     """Fill in the text and HTML bodies from the records as they are now
     (with ``LINK_MASK`` where the portal link goes)."""
     context: dict[str, Any] = {
@@ -131,7 +131,7 @@ def render(email: CustomerEmail) -> None:
         # put in when it is sent (``with_link``).
         "portal_url": LINK_MASK,
         "link_days": max(settings.PORTAL_LINK_MAX_AGE // 86400, 1),
-        "document": document_of(email),
+        "document": document,
     }
     email.body_text = render_to_string("emails/customer.txt", context)
     email.body_html = render_to_string("emails/customer.html", context)
@@ -183,8 +183,9 @@ def send_pending(limit: int = 200) -> int:
                 )
                 if email is None:
                     continue  # another worker has it, or sent it meanwhile
+                document = document_of(email)
                 if not email.body_text:
-                    render(email)
+                    render(email, document)
                 message = EmailMultiAlternatives(
                     email.subject,
                     with_link(email.body_text, email),
@@ -193,7 +194,6 @@ def send_pending(limit: int = 200) -> int:
                     headers={"Message-ID": message_id(email)},
                 )
                 message.attach_alternative(with_link(email.body_html, email), "text/html")
-                document = document_of(email)
                 if document is not None:
                     message.attach(
                         document.filename, documents.render_pdf(document), "application/pdf"

@@ -30,7 +30,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from commerce.bulk import new
-from commerce.documents import issue_credit_note, purchase_lines
+from commerce.documents import invoice_for, issue_credit_note, purchase_lines
 from commerce.gateway import ChargeResult, Outcome, PaymentKind, get_gateway
 from commerce.models import (
     Client,
@@ -962,6 +962,7 @@ def refund(
             if not answer.approved:
                 raise RefundDeclined(f"The payment service refused the refund: {answer.message}")
             reference = answer.reference
+        invoice_for(purchase, at=purchase.paid_at)  # the invoice the credit note refers to
         purchase.refunded_amount += quote.amount
         purchase.status = (
             Purchase.Status.REFUNDED if quote.full else Purchase.Status.PARTIALLY_REFUNDED

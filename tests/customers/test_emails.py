@@ -55,12 +55,13 @@ def test_sending_renders_unrendered_emails_with_two_queries_per_email(
     """The renewal engine writes e-mails without a body; sending renders them
     (with the portal link) with no query of their own: per e-mail one to
     claim it (with what it is about) and one to mark it sent, in a transaction
-    of its own (here two savepoints inside the test's transaction)."""
+    of its own (here two savepoints inside the test's transaction). (Receipts
+    carry their invoice: see the next test.)"""
     from customers.emails import send_pending
 
     for n in range(6):
         sign_up(sm2, monthly, email=f"q{n}@example.com")
-    CustomerEmail.objects.update(sent_at=None, body_text="", body_html="")
+    CustomerEmail.objects.update(sent_at=None, body_text="", body_html="", kind="changed")
     per_email = 2 + 2
     with django_assert_max_num_queries(1 + per_email * 2):
         send_pending(limit=2)
@@ -69,6 +70,23 @@ def test_sending_renders_unrendered_emails_with_two_queries_per_email(
     assert not any("/portal/enter/" in e.body_text for e in CustomerEmail.objects.all())
     assert len(mail.outbox) == 6
     assert all("/portal/enter/" in m.body for m in mail.outbox)  # put in as they are sent
+
+
+def test_receipts_carry_their_invoice_at_a_constant_cost(
+    sm2, monthly, django_assert_max_num_queries
+):
+    """A receipt issues its purchase's invoice (numbered, once) and attaches
+    the PDF: a fixed number of queries per e-mail, whatever else there is."""
+    from customers.emails import send_pending
+
+    for n in range(6):
+        sign_up(sm2, monthly, email=f"r{n}@example.com")
+    with django_assert_max_num_queries(1 + 18 * 2):
+        send_pending(limit=2)
+    with django_assert_max_num_queries(1 + 18 * 4):
+        send_pending(limit=4)
+    names = sorted(m.attachments[0][0] for m in mail.outbox)
+    assert names == [f"INV-00000{n}.pdf" for n in range(1, 7)]
 
 
 def test_a_crash_while_sending_resends_at_most_the_message_in_flight(sm2, monthly, monkeypatch):
