@@ -29,6 +29,7 @@ run: export COMMERCE_DEV ?= 1
 run: export PORT ?= 8000
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: install
+	bash scripts/ensure-pango
 	$(BIN)/python manage.py migrate --no-input -v 0
 	@echo "Loading the demo data (a minute the first time)..."
 	$(BIN)/python manage.py load_demo > /dev/null
@@ -39,6 +40,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
 test: install-dev lint
 	bash scripts/ensure-chromium
+	bash scripts/ensure-pango
 	bash scripts/ensure-services
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
