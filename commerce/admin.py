@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from .models import (
     Client,
+    Document,
     GatewayCharge,
     OutboxNotification,
     Product,
@@ -189,4 +190,23 @@ class GatewayChargeAdmin(admin.ModelAdmin):
     search_fields = ("idempotency_key", "reference")
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    """Invoices and credit notes are frozen when issued: read only."""
+
+    list_display = ("__str__", "client", "purchase", "issued_at", "total", "currency", "reason")
+    list_filter = ("kind", "client")
+    search_fields = ("purchase__id", "purchase__customer__email")
+    readonly_fields = [f.name for f in Document._meta.fields]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False

@@ -59,6 +59,7 @@ def test_back_office_pages_have_no_accessibility_violations(page, demo, slug):
     page.wait_for_selector("[role=dialog]")
     assert page.evaluate("document.activeElement.getAttribute('role')") == "dialog"
     found += violations(page)
+    found += visit(page, reverse("purchase-refund", args=[purchase.pk]), "h1")
     found += visit(page, reverse("subscriptions"), "#subscription-results")
     found += visit(page, reverse("subscription", args=[sub.pk]), ".tab-body")
     found += visit(page, reverse("customers"), "table")
