@@ -580,6 +580,14 @@ def createpurchase(request: Request) -> Response:
 # --- refunds and documents (docs/documents.md) ----------------------------------------------
 
 
+def _query_id(request: Request, name: str, what: str) -> int:
+    """The id in query parameter ``name``, or a 400 saying what it should be."""
+    pk = parse_id(request.query_params.get(name, ""))
+    if pk is None or pk > MAX_ID:
+        raise InvalidInput(f"{name} is required: {what}.", fields={name: f"Expected {what}."})
+    return pk
+
+
 def _purchase(request: Request, pk: int) -> Purchase:
     purchase = Purchase.objects.filter(client=_client(request), pk=pk).first()
     if purchase is None:
@@ -619,12 +627,7 @@ def refundpurchase(request: Request) -> Response:
 @api_view(["GET"])
 def getpurchasedocuments(request: Request) -> Response:
     """A purchase's invoice (issued now if it is paid and has none) and credit notes."""
-    pk = parse_id(request.query_params.get("purchaseId", ""))
-    if pk is None or pk > MAX_ID:
-        raise InvalidInput(
-            "purchaseId is required: a purchase id.", fields={"purchaseId": "A purchase id."}
-        )
-    purchase = _purchase(request, pk)
+    purchase = _purchase(request, _query_id(request, "purchaseId", "a purchase id"))
     if purchase.status in INVOICED:
         documents.invoice_for(purchase)
     found = purchase.documents.order_by("kind", "number")
@@ -644,11 +647,7 @@ def getpurchasedocuments(request: Request) -> Response:
 @api_view(["GET"])
 def getdocumentpdf(request: Request) -> HttpResponse:
     """An invoice or credit note as PDF (``application/pdf``)."""
-    pk = parse_id(request.query_params.get("documentId", ""))
-    if pk is None or pk > MAX_ID:
-        raise InvalidInput(
-            "documentId is required: a document id.", fields={"documentId": "A document id."}
-        )
+    pk = _query_id(request, "documentId", "a document id")
     doc = Document.objects.filter(client=_client(request), pk=pk).first()
     if doc is None:
         raise NotFound(f"Document {pk} was not found.")
