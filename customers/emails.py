@@ -161,8 +161,9 @@ def message_id(email: CustomerEmail) -> str:
 
 def send_pending(limit: int = 200) -> int:
     """Send unsent e-mails one at a time, rendering those queued without a
-    body: each is claimed with a row lock (rows another worker is sending
-    are skipped), sent, marked sent and committed before the next. A worker
+    body and attaching their document (docs/documents.md): each is claimed
+    with a row lock (rows another worker is sending are skipped), sent,
+    marked sent and committed before the next. A worker
     that dies mid-way leaves at most the message it was sending unmarked;
     the next worker sends it again, with the same Message-ID."""
     ids = list(
@@ -174,6 +175,17 @@ def send_pending(limit: int = 200) -> int:
     connection = get_connection()
     with connection:
         for pk in ids:
+            # The document (issued if need be) and its PDF are made before the
+            # claim: the slow part holds no lock (SQLite locks the whole file).
+            about = (
+                CustomerEmail.objects.filter(pk=pk, sent_at__isnull=True)
+                .select_related("client", "customer", "subscription", "purchase")
+                .first()
+            )
+            if about is None:
+                continue
+            document = document_of(about)
+            pdf = documents.render_pdf(document) if document is not None else None
             with transaction.atomic():
                 email = (
                     CustomerEmail.objects.select_for_update(skip_locked=True, of=("self",))
@@ -183,7 +195,6 @@ def send_pending(limit: int = 200) -> int:
                 )
                 if email is None:
                     continue  # another worker has it, or sent it meanwhile
-                document = document_of(email)
                 if not email.body_text:
                     render(email, document)
                 message = EmailMultiAlternatives(
@@ -194,10 +205,8 @@ def send_pending(limit: int = 200) -> int:
                     headers={"Message-ID": message_id(email)},
                 )
                 message.attach_alternative(with_link(email.body_html, email), "text/html")
-                if document is not None:
-                    message.attach(
-                        document.filename, documents.render_pdf(document), "application/pdf"
-                    )
+                if document is not None and pdf is not None:
+                    message.attach(document.filename, pdf, "application/pdf")
                 connection.send_messages([message])
                 email.sent_at = timezone.now()
                 email.save(update_fields=["body_text", "body_html", "sent_at"])
