@@ -4,6 +4,7 @@ finds the subscription within the caller's client (another client's is a
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
@@ -616,7 +617,8 @@ def refundpurchase(request: Request) -> Response:
         quantities=quantities or None,
         reason=data["Reason"],
         note=data["Note"],
-        key=f"api:{key}" if key else None,
+        # The refund's key (at most 100 characters) from the header's (up to 200).
+        key=f"api:{hashlib.sha256(key.encode()).hexdigest()}" if key else None,
     )
     return Response({"ResultMessage": "OK", "CreditNote": document_object(note)})
 

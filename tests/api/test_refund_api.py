@@ -62,3 +62,14 @@ def test_refund_answers_400_404_and_409(api, sm2, sm1, monthly):
     assert full.status_code == 200 and full.json()["CreditNote"]["Total"] == "10.00"
     again = api.post("refundpurchase", {"PurchaseId": result.purchase.pk})
     assert again.status_code == 409  # nothing is left: already refunded
+
+
+def test_a_long_idempotency_key_refunds_once(api, sm2, monthly):
+    result = sign_up(sm2, monthly)
+    key = "k" * 200  # the longest the API takes
+    for _ in range(2):
+        answer = api.post(
+            "refundpurchase", {"PurchaseId": result.purchase.pk, "Amount": "1.00"}, key=key
+        )
+        assert answer.status_code == 200, answer.json()
+    assert Purchase.objects.get(pk=result.purchase.pk).refunded_amount == Decimal("1.00")
