@@ -92,6 +92,13 @@ def refund(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         Purchase.objects.select_related("client", "customer"), pk=pk, client=client_of(request)
     )
     require_role(request, "support")
+    key = request.POST.get("key", "")
+    done = Document.objects.filter(purchase=purchase, refund_key=key).first() if key else None
+    if done is not None:  # the same form sent again (a second click): refunded once
+        messages.success(
+            request, f"Refunded {done.total} {done.currency}; credit note {done.display_number}."
+        )
+        return redirect("purchase-tab", pk=purchase.pk, tab="payments")
     if purchase.status not in REFUNDABLE:
         messages.error(
             request,

@@ -49,6 +49,18 @@ def test_support_previews_then_confirms_a_partial_refund(login, sm2, monthly):
     assert 'filename="INV-000001.pdf"' in invoice["Content-Disposition"]
 
 
+def test_a_second_click_on_a_full_refund_says_it_is_done(login, sm2, monthly):
+    result = sign_up(sm2, monthly)  # 10.00
+    staff = login(sm2, "support")
+    url = f"/purchases/{result.purchase.pk}/refund/"
+    key = staff.get(url).context["form"].initial["key"]
+    data = {"how": "full", "reason": "requested", "key": key, "step": "confirm"}
+    for _ in range(2):
+        page = staff.post(url, {**data, "previewed": "10.00"}, follow=True).content.decode()
+        assert "Refunded 10.00 EUR; credit note CN-000001." in page
+    assert Document.objects.filter(kind="credit_note").count() == 1
+
+
 def test_bad_refund_input_is_shown_and_refused(login, sm2, monthly):
     result = sign_up(sm2, monthly)  # 10.00
     staff = login(sm2, "support")
