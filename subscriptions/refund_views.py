@@ -93,7 +93,9 @@ def refund(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     require_role(request, "support")
     key = request.POST.get("key", "")
-    done = Document.objects.filter(purchase=purchase, refund_key=key).first() if key else None
+    done = None
+    if key and "\x00" not in key and len(key) <= 100:  # else the form says what is wrong
+        done = Document.objects.filter(purchase=purchase, refund_key=key).first()
     if done is not None:  # the same form sent again (a second click): refunded once
         messages.success(
             request, f"Refunded {done.total} {done.currency}; credit note {done.display_number}."
