@@ -298,6 +298,11 @@ class Purchase(models.Model):
         PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
         CHARGEBACK = "chargeback", "Chargeback"
 
+    # A paid purchase with money left to give back (docs/documents.md).
+    REFUNDABLE = (Status.PAID, Status.PARTIALLY_REFUNDED)
+    # Paid (and perhaps given back since): it has an invoice.
+    INVOICED = (*REFUNDABLE, Status.REFUNDED, Status.CHARGEBACK)
+
     # No index of its own: purchase_client_created_idx leads with it.
     client = models.ForeignKey(
         Client, on_delete=models.CASCADE, related_name="purchases", db_index=False

@@ -90,15 +90,6 @@ def with_link(body: str, email: CustomerEmail) -> str:
     return body.replace(LINK_MASK, link_for(email.customer, email.client))
 
 
-# A receipt's purchase is paid, or was (and has been refunded since).
-PAID = (
-    Purchase.Status.PAID,
-    Purchase.Status.PARTIALLY_REFUNDED,
-    Purchase.Status.REFUNDED,
-    Purchase.Status.CHARGEBACK,
-)
-
-
 def document_of(email: CustomerEmail) -> Document | None:
     """The document an e-mail carries (docs/documents.md): a receipt its
     purchase's invoice (issued now if need be), a refund e-mail the credit
@@ -106,7 +97,7 @@ def document_of(email: CustomerEmail) -> Document | None:
     purchase = email.purchase
     if purchase is None:
         return None
-    if email.kind == K.RECEIPT and purchase.status in PAID:
+    if email.kind == K.RECEIPT and purchase.status in Purchase.INVOICED:
         return documents.invoice_for(purchase)
     if email.kind == K.REFUND:
         notes = purchase.documents.filter(kind=DocumentKind.CREDIT_NOTE)

@@ -26,7 +26,7 @@ from . import actions, services
 from .checkout import OrderForm, place_order
 from .errors import DomainError
 from .models import Subscription, SubscriptionItem
-from .refund_views import INVOICED, document_response
+from .refund_views import document_response
 
 
 @dataclass
@@ -82,7 +82,7 @@ def purchases(request: HttpRequest, customer: Customer) -> HttpResponse:
             "client": customer.client,
             "purchases": bought,
             "credit_notes": notes,
-            "invoiced": INVOICED,
+            "invoiced": Purchase.INVOICED,
         },
     )
 
@@ -91,7 +91,7 @@ def purchases(request: HttpRequest, customer: Customer) -> HttpResponse:
 @portal_customer
 def purchase_pdf(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
     """The invoice of one of the customer's paid purchases, as PDF."""
-    purchase = get_object_or_404(Purchase, pk=pk, customer=customer, status__in=INVOICED)
+    purchase = get_object_or_404(Purchase, pk=pk, customer=customer, status__in=Purchase.INVOICED)
     return document_response(documents.invoice_for(purchase), pdf=True)
 
 

@@ -27,8 +27,6 @@ from . import services
 from .errors import DomainError
 from .views import staff_actor
 
-REFUNDABLE = (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED)
-
 
 class RefundForm(forms.Form):
     HOW = [
@@ -49,10 +47,8 @@ class RefundForm(forms.Form):
     def __init__(self, *args: Any, purchase: Purchase, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.purchase = purchase
-        credited = services.billing.refunded_quantities(purchase)
         self.line_rows = []
-        for item in purchase.items.select_related("product").order_by("running_no"):
-            left = item.quantity - credited.get(str(item.running_no), 0)
+        for item, left in services.lines_left(purchase):
             name = f"qty_{item.running_no}"
             self.fields[name] = forms.IntegerField(
                 required=False, min_value=0, max_value=left, initial=0, label=item.product.name
@@ -101,7 +97,7 @@ def refund(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             request, f"Refunded {done.total} {done.currency}; credit note {done.display_number}."
         )
         return redirect("purchase-tab", pk=purchase.pk, tab="payments")
-    if purchase.status not in REFUNDABLE:
+    if purchase.status not in Purchase.REFUNDABLE:
         messages.error(
             request,
             f"Purchase {purchase.pk} is {purchase.get_status_display().lower()}: "
@@ -212,14 +208,10 @@ def document(request: HtmxHttpRequest, pk: int, pdf: bool = False) -> HttpRespon
 def purchase_invoice(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The purchase's invoice (issued now if it has none yet), as PDF."""
     purchase = get_object_or_404(Purchase, pk=pk, client=client_of(request))
-    if purchase.status not in INVOICED:
+    if purchase.status not in Purchase.INVOICED:
         messages.error(request, "An invoice is issued once the purchase is paid.")
         return redirect("purchase-tab", pk=purchase.pk, tab="payments")
     return document_response(documents.invoice_for(purchase), pdf=True)
-
-
-# Paid, or paid and given back since.
-INVOICED = (*REFUNDABLE, Purchase.Status.REFUNDED, Purchase.Status.CHARGEBACK)
 
 
 def document_response(doc: Document, *, pdf: bool) -> HttpResponse:

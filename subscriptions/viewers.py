@@ -18,7 +18,6 @@ from commerce.tables import PurchaseTable
 from customers.models import Customer, CustomerEmail
 
 from .models import Subscription
-from .refund_views import INVOICED, REFUNDABLE
 from .tables import SubscriptionTable, listed
 from .views import billing_context, history_context
 
@@ -51,8 +50,8 @@ def purchase_viewer(request: HtmxHttpRequest, pk: int, tab: str = "overview") ->
         "subs": subs,
         "tab": tab,
         "tabs": TABS,
-        "refundable": purchase.status in REFUNDABLE,
-        "invoiced": purchase.status in INVOICED,
+        "refundable": purchase.status in Purchase.REFUNDABLE,
+        "invoiced": purchase.status in Purchase.INVOICED,
     }
     context.update(_tab_context(request, tab, purchase, subs))
     context["tab_template"] = f"purchases/tabs/{tab}.html"

@@ -27,7 +27,7 @@ from customers.models import Customer
 from .. import services
 from ..errors import InvalidInput, NotFound
 from ..models import RenewalType, Subscription
-from ..refund_views import INVOICED, document_response
+from ..refund_views import document_response
 from .idempotency import idempotent
 from .objects import document_object, rfc3339, subscription_object
 
@@ -630,7 +630,7 @@ def refundpurchase(request: Request) -> Response:
 def getpurchasedocuments(request: Request) -> Response:
     """A purchase's invoice (issued now if it is paid and has none) and credit notes."""
     purchase = _purchase(request, _query_id(request, "purchaseId", "a purchase id"))
-    if purchase.status in INVOICED:
+    if purchase.status in Purchase.INVOICED:
         documents.invoice_for(purchase)
     found = purchase.documents.order_by("kind", "number")
     return Response({"ResultMessage": "OK", "Documents": [document_object(d) for d in found]})

@@ -855,6 +855,15 @@ def refunded_quantities(purchase: Purchase) -> dict[str, int]:
     return done
 
 
+def lines_left(purchase: Purchase) -> list[tuple[PurchaseItem, int]]:
+    """Each purchase line with the quantity not yet credited."""
+    credited = refunded_quantities(purchase)
+    return [
+        (item, item.quantity - credited.get(str(item.running_no), 0))
+        for item in purchase.items.select_related("product").order_by("running_no")
+    ]
+
+
 def quote_refund(
     purchase: Purchase,
     *,
@@ -867,16 +876,14 @@ def quote_refund(
     left to credit."""
     _refuse_unless_paid(purchase)
     remaining = purchase.total - purchase.refunded_amount
-    items = {i.running_no: i for i in purchase.items.select_related("product")}
     lines: list[dict[str, str]] = []
     if quantities:
-        credited = refunded_quantities(purchase)
+        left_of = {item.running_no: (item, left) for item, left in lines_left(purchase)}
         total = Decimal("0")
         for no, quantity in sorted(quantities.items()):
-            item = items.get(no)
-            if item is None:
+            if no not in left_of:
                 raise NotFound(f"Purchase {purchase.pk} has no line {no}.")
-            left = item.quantity - credited.get(str(no), 0)
+            item, left = left_of[no]
             if not 0 < quantity <= left:
                 raise TransitionNotAllowed(
                     f"Line {no} ({item.product.name}) has {left} left to refund.",
@@ -1013,7 +1020,7 @@ def chargeback(*, purchase: Purchase, actor: Actor, at: datetime | None = None) 
 
 
 def _refuse_unless_paid(purchase: Purchase) -> None:
-    if purchase.status not in (Purchase.Status.PAID, Purchase.Status.PARTIALLY_REFUNDED):
+    if purchase.status not in Purchase.REFUNDABLE:
         raise TransitionNotAllowed(
             f"Purchase {purchase.pk} is {purchase.get_status_display()}; only paid purchases "
             "can be refunded or charged back."
