@@ -70,6 +70,45 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> int:
         return cursor.rowcount
 
 
+def guarded_update(
+    objs: Sequence[Model], fields: Sequence[str], expect: dict[str, Sequence[Any]]
+) -> set[Any]:
+    """``update_rows`` with a per-row compare-and-swap (PostgreSQL): writes
+    the rows whose ``expect`` columns still hold the given values, and
+    returns their primary keys. The row locks are the UPDATE's own: no
+    separate ``SELECT … FOR UPDATE`` first."""
+    if not objs:
+        return set()
+    model = type(objs[0])
+    conn = connections[router.db_for_write(model)]
+    meta, qn = model._meta, conn.ops.quote_name
+    columns: list[Any] = [meta.get_field(name) for name in fields]
+    guards: list[Any] = [meta.get_field(name) for name in expect]
+    table, pk = qn(meta.db_table), meta.pk
+    assert pk is not None
+    assignments = ", ".join(f"{qn(f.column)} = v.c{i + 1}" for i, f in enumerate(columns))
+    arrays = [[obj.pk for obj in objs]]
+    arrays += [[value(obj) for obj in objs] for value in [_copy_value(f, conn) for f in columns]]
+    arrays += [[f.get_db_prep_save(v, conn) for v in expect[f.name]] for f in guards]
+    types = [pk, *columns, *guards]
+    source = ", ".join(
+        f"{'%s' if all(v is None for v in values) else '%b'}::{f.db_type(conn)}[]"
+        for f, values in zip(types, arrays, strict=True)
+    )
+    alias = ", ".join(f"c{i}" for i in range(len(types)))
+    key = f"{table}.{qn(pk.column)}"
+    first = 1 + len(columns)
+    checks = "".join(f" AND {table}.{qn(f.column)} = v.c{first + i}" for i, f in enumerate(guards))
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({source}) AS v({alias}) "
+        f"WHERE {key} = v.c0 AND {key} = ANY(%b::{pk.db_type(conn)}[]){checks} "
+        f"RETURNING {key}"
+    )
+    with binary_cursor(conn) as cursor:
+        cursor.execute(sql, [*arrays, arrays[0]])
+        return {row[0] for row in cursor.fetchall()}
+
+
 @contextmanager
 def binary_cursor(conn: Any) -> Iterator[Any]:
     """A psycopg cursor on Django's PostgreSQL connection (same transaction)

@@ -122,6 +122,12 @@ def in_flight(calls: list[Callable[[], T]], *, client_id: int = 0) -> list[T]:
     their results in order."""
     if len(calls) <= 1:
         return [call() for call in calls]
+    return [future.result() for future in start_in_flight(calls, client_id=client_id)]
+
+
+def start_in_flight(calls: list[Callable[[], T]], *, client_id: int = 0) -> list[Future[T]]:
+    """``in_flight`` without waiting for the answers: the calls' futures.
+    Waits only for a free slot when the client's share is in flight."""
     slots = _slots(client_id)
     pool = _shared_pool()
     futures: list[Future[T]] = []
@@ -130,7 +136,7 @@ def in_flight(calls: list[Callable[[], T]], *, client_id: int = 0) -> list[T]:
         future = pool.submit(call)
         future.add_done_callback(lambda _: slots.release())
         futures.append(future)
-    return [future.result() for future in futures]
+    return futures
 
 
 class PaymentGateway(Protocol):
@@ -149,6 +155,12 @@ class PaymentGateway(Protocol):
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
         """The same as ``charge`` for each request, in order; a gateway may
         send them concurrently."""
+        ...
+
+    def send_many(self, requests: list[ChargeRequest]) -> Callable[[], list[ChargeResult]]:
+        """``charge_many`` in two steps: send the requests and return at once;
+        calling what it returns waits for the answers (in order). The caller
+        does other work while the charges are on the network."""
         ...
 
     def lookup(self, idempotency_key: str) -> ChargeResult | None:
@@ -272,6 +284,9 @@ class TestGateway:
         return _result(row)
 
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
+        return self.send_many(requests)()
+
+    def send_many(self, requests: list[ChargeRequest]) -> Callable[[], list[ChargeResult]]:
         """A renewal batch in a constant number of ledger queries (one read
         and one COPY on PostgreSQL when no key was seen before). Latency is
         spent per charge, as many at a time as ``in_flight`` allows, as a
@@ -279,7 +294,8 @@ class TestGateway:
         longer than ``GATEWAY_TIMEOUT_SECONDS`` is abandoned before the
         processor commits it: a transient error, nothing charged (a real
         gateway's adapter must make the same promise, by looking the key up
-        before it answers "error")."""
+        before it answers "error"). The ledger is read when sending and
+        written when the answers are collected, in the collecting thread."""
         keys = [r.idempotency_key for r in requests]
         known = {
             row.idempotency_key: row
@@ -298,39 +314,48 @@ class TestGateway:
                 ).values_list("payment_method_ref", flat=True)
             )
         decided = {r.idempotency_key: self._decide(r.payment_method, charged_before) for r in fresh}
-        timed_out = self._network(fresh)
-        rows = [
-            new(
-                GatewayCharge,
-                idempotency_key=r.idempotency_key,
-                payment_token=r.payment_method.token,
-                payment_method_ref=str(r.payment_method.pk),
-                amount=r.amount,
-                currency=r.currency,
-                outcome=decided[r.idempotency_key].outcome,
-                reference=decided[r.idempotency_key].reference,
-                message=decided[r.idempotency_key].message,
-            )
-            for r in fresh
-            if decided[r.idempotency_key].outcome != Outcome.ERROR
-            and r.idempotency_key not in timed_out
-        ]
-        try:
-            with transaction.atomic():
-                insert_rows(rows)
-            known.update((row.idempotency_key, row) for row in rows)
-        except IntegrityError:  # a concurrent batch with some of these keys won: its answers
-            GatewayCharge.objects.bulk_create(rows, ignore_conflicts=True)
-            known.update(
-                (row.idempotency_key, row)
-                for row in GatewayCharge.objects.filter(
-                    idempotency_key__in=[r.idempotency_key for r in fresh]
+        on_the_wire = self._send(fresh)
+
+        def answers() -> list[ChargeResult]:
+            timed_out = {key for key, late in on_the_wire.items() if late.result()}
+            rows = [
+                new(
+                    GatewayCharge,
+                    idempotency_key=r.idempotency_key,
+                    payment_token=r.payment_method.token,
+                    payment_method_ref=str(r.payment_method.pk),
+                    amount=r.amount,
+                    currency=r.currency,
+                    outcome=decided[r.idempotency_key].outcome,
+                    reference=decided[r.idempotency_key].reference,
+                    message=decided[r.idempotency_key].message,
                 )
-            )
-        return [
-            TIMED_OUT if key in timed_out else _result(known[key]) if key in known else decided[key]
-            for key in keys
-        ]
+                for r in fresh
+                if decided[r.idempotency_key].outcome != Outcome.ERROR
+                and r.idempotency_key not in timed_out
+            ]
+            try:
+                with transaction.atomic():
+                    insert_rows(rows)
+                known.update((row.idempotency_key, row) for row in rows)
+            except IntegrityError:  # a concurrent batch with some of these keys won: its answers
+                GatewayCharge.objects.bulk_create(rows, ignore_conflicts=True)
+                known.update(
+                    (row.idempotency_key, row)
+                    for row in GatewayCharge.objects.filter(
+                        idempotency_key__in=[r.idempotency_key for r in fresh]
+                    )
+                )
+            return [
+                TIMED_OUT
+                if key in timed_out
+                else _result(known[key])
+                if key in known
+                else decided[key]
+                for key in keys
+            ]
+
+        return answers
 
     def lookup(self, idempotency_key: str) -> ChargeResult | None:
         row = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
@@ -368,12 +393,14 @@ class TestGateway:
         )
         return _result(row)
 
-    def _network(self, requests: list[ChargeRequest]) -> set[str]:
-        """The time each call spends on the network, in flight together;
-        the keys of those that took longer than the timeout."""
-        if not self.latency_ms or not requests:
-            return set()
+    def _send(self, requests: list[ChargeRequest]) -> dict[str, Future[bool]]:
+        """Put each call on the network, in flight together: per key, a
+        future that says whether it took longer than the timeout."""
         latency, timeout = self.latency_ms / 1000, settings.GATEWAY_TIMEOUT_SECONDS
+        if not self.latency_ms:
+            done: Future[bool] = Future()
+            done.set_result(False)
+            return {r.idempotency_key: done for r in requests}
 
         def call() -> bool:
             time.sleep(min(latency, timeout))
@@ -382,11 +409,11 @@ class TestGateway:
         by_client: dict[int, list[ChargeRequest]] = {}
         for request in requests:
             by_client.setdefault(request.client_id, []).append(request)
-        late: set[str] = set()
+        sent: dict[str, Future[bool]] = {}
         for client_id, mine in by_client.items():
-            answers = in_flight([call] * len(mine), client_id=client_id)
-            late |= {r.idempotency_key for r, slow in zip(mine, answers, strict=True) if slow}
-        return late
+            futures = start_in_flight([call] * len(mine), client_id=client_id)
+            sent.update((r.idempotency_key, f) for r, f in zip(mine, futures, strict=True))
+        return sent
 
     def _decide(
         self, payment_method: PaymentMethod, charged_before: set[str] | None = None

@@ -539,3 +539,127 @@ class RenewalBatch(models.Model):
 
     def __str__(self) -> str:
         return f"Batch {self.pk} of run {self.run_id} ({self.kind}, {len(self.ids)})"
+
+
+# --- report rollups (docs/reports.md) --------------------------------------------------
+
+
+class RollupMetric(models.TextChoices):
+    """What one rollup row counts; ``dim`` says more where a figure is split."""
+
+    STATUS = "status", "Subscriptions by status"  # dim "status|renewal type"
+    SUBSCRIBERS = "subscribers", "Customers with an active subscription"
+    MRR = "mrr", "Billed per interval by active subscriptions"  # dim "months|days"
+    STARTED = "started", "Subscriptions started (on the day)"
+    ENDED = "ended", "Subscriptions ended and still so (on the day)"
+    UPCOMING = "upcoming", "Active subscriptions billed next (on the day)"
+    REVENUE = "revenue", "Billed by paid purchases (on the day paid)"  # dim: category
+    RENEWAL_DUE = "renewal_due", "Renewal purchases opened (on the day)"
+    RENEWAL_PAID = "renewal_paid", "Of them paid (on the day opened)"
+    CHARGEBACK = "chargeback", "Chargebacks (on the day)"
+    REFUND = "refund", "Credit notes issued (on the day)"
+
+
+class RollupSourceKind(models.TextChoices):
+    """The raw rows the rollups count (a subscription with its items, a
+    purchase with its lines, a document)."""
+
+    SUBSCRIPTION = "s", "Subscription"
+    PURCHASE = "p", "Purchase"
+    DOCUMENT = "d", "Document"
+
+
+# The "no day" of rollup rows that are not per day (a unique key has no NULLs).
+NO_DAY = datetime(1970, 1, 1).date()
+
+
+class Rollup(models.Model):
+    """One figure of the reports, per client, currency, product (0: all),
+    metric, day and ``dim`` (docs/reports.md). Kept by ``subscriptions.rollups``
+    from the raw tables; ``rebuild_rollups`` recomputes them."""
+
+    client = models.ForeignKey(
+        "commerce.Client", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    currency = models.CharField(max_length=3)
+    product_id = models.BigIntegerField(help_text="0: all products")
+    metric = models.CharField(max_length=20, choices=RollupMetric.choices)
+    day = models.DateField()
+    dim = models.CharField(max_length=40, blank=True)
+    n = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "currency", "product_id", "metric", "day", "dim"],
+                name="rollup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.day} {self.dim}: {self.n} / {self.amount}"
+
+
+class RollupCustomer(models.Model):
+    """Active subscriptions of a customer per currency and product (0: all):
+    the rollups count subscribers as customers whose ``n`` is above 0."""
+
+    client = models.ForeignKey(
+        "commerce.Client", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    currency = models.CharField(max_length=3)
+    product_id = models.BigIntegerField()
+    customer_id = models.BigIntegerField()
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "customer_id", "currency", "product_id"],
+                name="rollup_customer_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Customer {self.customer_id}: {self.n}"
+
+
+class RollupSource(models.Model):
+    """What the rollups last counted of one raw row (its snapshot), so a
+    change is counted as new minus old, and counting it twice changes nothing."""
+
+    client = models.ForeignKey(
+        "commerce.Client", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=1, choices=RollupSourceKind.choices)
+    source_id = models.BigIntegerField()
+    data = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "kind", "source_id"], name="rollup_source_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source_id}"
+
+
+class RollupDirty(models.Model):
+    """A raw row changed since the rollups counted it: written by database
+    triggers in the changing transaction (migration 0014), consumed by
+    ``subscriptions.rollups``. Not a foreign key: a deleted client's rows are
+    dropped by the job."""
+
+    id = models.BigAutoField(primary_key=True)
+    client_id = models.BigIntegerField()
+    kind = models.CharField(max_length=1, choices=RollupSourceKind.choices)
+    source_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["client_id", "id"], name="rollup_dirty_client")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source_id} (client {self.client_id})"

@@ -12,9 +12,11 @@ computed by the functions the per-row services use:
   each. The others go to the per-row services.
 * ``record_paid`` applies ``services.paid_renewal`` to the claimed rows in
   memory (dates, interval counts, history summary, payload, e-mail) and
-  writes the result: one ``UPDATE … FROM (VALUES …)`` per table and one COPY
-  each for history, outbox and e-mails. A subscription changed by anyone
-  since it was claimed (its row version moved) is left to the per-row
+  writes the result without reading anything again: one ``UPDATE … FROM
+  unnest(…)`` per table — the purchases' and subscriptions' with a
+  compare-and-swap (still pending; row version still the claim's) — and one
+  COPY each for history, outbox and e-mails. A subscription changed by
+  anyone since it was claimed is left to the per-row
   ``services.record_charge``, which reads it again.
 
 ``tests/subscriptions/test_renewal_contract.py`` runs the same scenarios
@@ -29,7 +31,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from commerce.bulk import attach, binary_cursor, insert_rows, load, update_rows
+from commerce.bulk import attach, binary_cursor, guarded_update, insert_rows, load, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult
 from commerce.models import Client, Product, Purchase, PurchaseItem
 from customers.models import Customer, PaymentMethod
@@ -43,17 +45,6 @@ OPENED = """
 SELECT p.subscription_id FROM unnest(%b::bigint[], %b::integer[]) AS v(sub, next)
 JOIN commerce_purchase p
   ON p.subscription_id = v.sub AND p.interval_no = v.next AND p.category = 'renewal'
-"""
-
-# Recording locks the purchases still pending, then their subscriptions
-# (the per-row services' order), and reads the row versions.
-LOCK_PENDING = """
-SELECT id FROM commerce_purchase WHERE id = ANY(%b::bigint[]) AND status = %s
-ORDER BY id FOR UPDATE
-"""
-LOCK_SUBSCRIPTIONS = """
-SELECT id, row_version FROM subscriptions_subscription WHERE id = ANY(%b::bigint[])
-ORDER BY id FOR UPDATE
 """
 
 # What recording a paid renewal writes of the purchase.
@@ -194,47 +185,63 @@ class Recorded:
 
 def record_paid(paid: list[tuple[Claim, ChargeResult]], *, at: datetime) -> Recorded:
     """Record approved charges of claimed plain renewals, in the caller's
-    transaction (see the module doc)."""
+    transaction (see the module doc). Nothing is read again: the purchases
+    are written if still pending and the subscriptions if their row version
+    is still the claim's (compare-and-swap in the UPDATEs themselves, which
+    take the row locks — purchases first, then subscriptions, the per-row
+    services' order)."""
     out = Recorded()
     if not paid:
         return out
-    # Lock in one order (purchases, then their subscriptions, as the per-row
-    # services do) so two batches never wait on each other in a circle.
-    purchase_ids = [c.purchase.pk for c, _ in paid]
-    pending = {
-        row[0] for row in _fetch(LOCK_PENDING, [purchase_ids, Purchase.Status.PENDING.value])
-    }
-    versions = dict(_fetch(LOCK_SUBSCRIPTIONS, [[c.sub.pk for c, _ in paid]]))
-    recorded: list[Claim] = []
-    written: list[services.Written] = []
+    before = {c.purchase.pk: _purchase_state(c.purchase) for c, _ in paid}
+    versions = {c.sub.pk: c.sub.row_version for c, _ in paid}
+    written: dict[int, services.Written] = {}
     for claim, result in paid:
-        if claim.purchase.pk not in pending:
-            out.skipped += 1
-            continue
-        if versions.get(claim.sub.pk) != claim.sub.row_version:
-            out.stale.append((claim, result))
-            continue
         purchase = claim.purchase
         purchase.status, purchase.paid_at = Purchase.Status.PAID, at
         purchase.gateway_reference = result.reference
         purchase.charge_attempts += 1
         locked = services.Locked(claim.sub, claim.items, claim.sub.snapshot(claim.items))
-        written.append(
-            services.paid_renewal(
-                locked,
-                purchase,
-                charged={line.subscription_item_id for line in claim.lines},  # type: ignore[misc]
-                actor=services.SYSTEM,
-                at=at,
-                dates=services.NextDates.SCHEDULE,
-                lines=claim.lines,
-            )
+        written[claim.sub.pk] = services.paid_renewal(
+            locked,
+            purchase,
+            charged={line.subscription_item_id for line in claim.lines},  # type: ignore[misc]
+            actor=services.SYSTEM,
+            at=at,
+            dates=services.NextDates.SCHEDULE,
+            lines=claim.lines,
         )
         claim.sub.row_version += 1  # what Subscription.save_changes does
-        recorded.append(claim)
-    update_rows([c.purchase for c in recorded], PURCHASE_FIELDS)
-    update_rows([c.sub for c in recorded], services.billing.PAID_RENEWAL_FIELDS)
+    pending = [c.purchase for c, _ in paid]
+    still_pending = guarded_update(
+        pending, PURCHASE_FIELDS, {"status": [Purchase.Status.PENDING] * len(pending)}
+    )
+    claims = [(c, r) for c, r in paid if c.purchase.pk in still_pending]
+    out.skipped = len(paid) - len(claims)  # recorded by another batch meanwhile
+    subs = [c.sub for c, _ in claims]
+    unchanged = guarded_update(
+        subs,
+        services.billing.PAID_RENEWAL_FIELDS,
+        {"row_version": [versions[sub.pk] for sub in subs]},
+    )
+    recorded = [c for c, _ in claims if c.sub.pk in unchanged]
+    out.stale = [(c, r) for c, r in claims if c.sub.pk not in unchanged]
+    if out.stale:
+        # Changed since the claim: its purchase goes back to pending (in this
+        # transaction, so nobody saw it paid) for ``services.record_charge``.
+        for claim, _ in out.stale:
+            _restore_purchase(claim.purchase, before[claim.purchase.pk])
+        update_rows([c.purchase for c, _ in out.stale], PURCHASE_FIELDS)
     update_rows([i for c in recorded for i in c.items], services.ITEM_FIELDS)
-    services.write(written)
+    services.write([written[c.sub.pk] for c in recorded])
     out.charged = len(recorded)
     return out
+
+
+def _purchase_state(purchase: Purchase) -> tuple[Any, ...]:
+    return tuple(getattr(purchase, name) for name in PURCHASE_FIELDS)
+
+
+def _restore_purchase(purchase: Purchase, state: tuple[Any, ...]) -> None:
+    for name, value in zip(PURCHASE_FIELDS, state, strict=True):
+        setattr(purchase, name, value)

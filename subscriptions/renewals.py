@@ -276,17 +276,29 @@ def set_based() -> bool:
 
 def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     """Renew the due subscriptions among ``ids``. Counts by outcome:
-    ``charged``, ``declined``, ``error``, ``skipped``, ``dunning``."""
+    ``charged``, ``declined``, ``error``, ``skipped``, ``dunning``.
+
+    Set-based, the batch is claimed in parts of ``RENEWAL_CLAIM_CHUNK``, each
+    part's charges sent as soon as it is claimed (``send_many``), so the
+    gateway's latency passes while the next parts are claimed; then every
+    answer is recorded in one transaction."""
     if not set_based():
         return renew_each(ids, as_of=as_of)
-    claims, special = renewal_sql.claim(ids, as_of=as_of)
+    gateway = get_gateway()
+    sent: list[tuple[list[renewal_sql.Claim], Any]] = []
+    special: list[int] = []
+    for part in _parts(ids):
+        claims, others = renewal_sql.claim(part, as_of=as_of)
+        special += others
+        if claims:
+            sent.append((claims, gateway.send_many([c.request for c in claims])))
+    # The others (per row) while the charges are on the network.
     outcome = renew_each(special, as_of=as_of)
+    answered = [pair for claims, answers in sent for pair in zip(claims, answers(), strict=True)]
     counts = outcome.counts
-    counts["skipped"] += len(ids) - len(claims) - len(special)  # not due, or another worker's
-    if not claims:
+    counts["skipped"] += len(ids) - len(answered) - len(special)  # not due, or another worker's
+    if not answered:
         return outcome
-    results = get_gateway().charge_many([c.request for c in claims])
-    answered = list(zip(claims, results, strict=True))
     with transaction.atomic():
         recorded = renewal_sql.record_paid([(c, r) for c, r in answered if r.approved], at=as_of)
     counts["charged"] += recorded.charged
@@ -310,6 +322,12 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
         if renewal == R.ERROR:
             outcome.retry_ids.append(claim.sub.pk)
     return outcome
+
+
+def _parts(ids: list[int]) -> Iterator[list[int]]:
+    size = settings.RENEWAL_CLAIM_CHUNK
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def renew_each(ids: list[int], *, as_of: datetime) -> BatchOutcome:

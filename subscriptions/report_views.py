@@ -19,7 +19,7 @@ from commerce.access import HtmxHttpRequest, client_of, staff_required
 from commerce.filters import in_client_format
 from commerce.models import Client, Product
 
-from . import reports
+from . import reports, rollups
 from .dates import Interval
 from .models import SubscriptionStatus
 from .reports import Filters
@@ -272,6 +272,8 @@ def report(request: HtmxHttpRequest, page: str) -> HttpResponse:
         "f": f,
         "figures": [(fig, fig.chart()) for fig in shown],
         "query": request.GET.urlencode(),
+        # A large batch of changes (a renewal run) is still being counted.
+        "counting": rollups.pending(client.pk),
         **extra,
     }
     template = "reports/report.html" + ("#report-body" if request.htmx else "")

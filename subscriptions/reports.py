@@ -1,6 +1,7 @@
-"""Subscription reports (docs/back-office.md). Every figure is one aggregate query (or two)
-in the database, grouped by month, status, interval or week; Python only
-walks the groups (at most a few dozen rows), never the subscriptions.
+"""Subscription reports (docs/back-office.md, docs/reports.md). Every figure
+adds up rollup rows (``subscriptions.rollups``: per client, currency,
+product, metric and day, kept as the raw rows change), so a page reads a few
+dozen rows whatever the number of subscriptions.
 
 Definitions (shown on the pages too):
 - *active*: subscriptions with status ``Active`` today; *subscribers*: their
@@ -17,8 +18,9 @@ Definitions (shown on the pages too):
 - *renewal success rate* of a month: renewal purchases opened in it that
   were paid ÷ all opened (one per subscription and interval, retries
   included in the same purchase);
-- *upcoming renewals*: active subscriptions whose next billing date falls in
-  the next 30 / 90 days, with the amount they will be billed.
+- *upcoming renewals*: active subscriptions whose next billing day falls in
+  the 30 / 90 days from today (today included), with the amount they will be
+  billed.
 Filters: currency (always one: amounts in different currencies are never
 added), product (subscriptions with an item of it; amounts of its lines
 only), date range (the months of the per-month figures).
@@ -33,19 +35,16 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
-from django.db.models.functions import TruncDay, TruncMonth
+from django.db.models import Count
 
-from commerce.models import Client, Document, DocumentKind, Product, Purchase, PurchaseItem
+from commerce.models import Client, Product, Purchase
 from commerce.money import quantize
 
-from .models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
+from . import rollups
+from .models import Rollup, RollupMetric, SubscriptionStatus
 
-S, IS = SubscriptionStatus, ItemStatus
+S, M = SubscriptionStatus, RollupMetric
 ZERO = Decimal("0")
-LINE = ExpressionWrapper(
-    F("unit_price") * F("quantity"), output_field=DecimalField(max_digits=20, decimal_places=2)
-)
 
 
 @dataclass(frozen=True)
@@ -75,11 +74,6 @@ def _utc(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _month_key(value: Any) -> date:
-    """TruncMonth gives a datetime on PostgreSQL and SQLite alike; keep the date."""
-    return value.date() if isinstance(value, datetime) else value
-
-
 def currencies(client: Client) -> list[str]:
     """The currencies the client sells in (from its products), most used first."""
     rows = (
@@ -91,23 +85,24 @@ def currencies(client: Client) -> list[str]:
     return [r["currency"] for r in rows] or ["EUR"]
 
 
-def _subscriptions(f: Filters) -> Any:
-    qs = Subscription.objects.filter(client=f.client, currency=f.currency)
-    if f.product is not None:
-        qs = qs.filter(
-            Exists(SubscriptionItem.objects.filter(subscription=OuterRef("pk"), product=f.product))
-        )
-    return qs
+def _read(
+    f: Filters,
+    metrics: list[str],
+    *,
+    all_products: bool = False,
+    since: date | None = None,
+    until: date | None = None,
+) -> list[Any]:
+    """The rollup rows of the filters (docs/reports.md), counting the client's
+    latest changes first when there are a few (``rollups.fresh``)."""
+    rollups.fresh(f.client.pk)
+    product = 0 if all_products or f.product is None else f.product.pk
+    return rollups.rows(f.client, f.currency, product, metrics, since=since, until=until)
 
 
-def _active_items(f: Filters) -> Any:
-    qs = SubscriptionItem.objects.filter(
-        subscription__client=f.client,
-        subscription__currency=f.currency,
-        subscription__status=S.ACTIVE,
-        status=IS.ACTIVE,
-    )
-    return qs.filter(product=f.product) if f.product is not None else qs
+def _interval(dim: str) -> tuple[int, int]:
+    months, days = dim.split("|")
+    return int(months), int(days)
 
 
 # --- overview ------------------------------------------------------------------------
@@ -133,34 +128,25 @@ def monthly_factor(months: int, days: int) -> Decimal:
 
 
 def overview(f: Filters) -> Overview:
-    """Counts by status and renewal type (one grouped scan) and subscribers."""
-    subs = _subscriptions(f)
-    by_status = [
-        (r["status"], r["renewal_type"] or "", r["n"])
-        for r in subs.values("status", "renewal_type")
-        .annotate(n=Count("id"))
-        .order_by("status", "renewal_type")
-    ]
-    subscribers = subs.filter(status=S.ACTIVE).aggregate(n=Count("customer", distinct=True))
+    """Counts by status and renewal type, and subscribers (rollups)."""
+    found = _read(f, [M.STATUS, M.SUBSCRIBERS])
+    by_status = sorted(
+        (*dim.split("|"), n) for metric, _, dim, n, _ in found if metric == M.STATUS and n
+    )
     return Overview(
         active=sum(n for status, _, n in by_status if status == S.ACTIVE),
-        subscribers=subscribers["n"],
-        by_status=by_status,
+        subscribers=sum(n for metric, _, _, n, _ in found if metric == M.SUBSCRIBERS),
+        by_status=[(status, renewal, n) for status, renewal, n in by_status],
     )
 
 
 def mrr(f: Filters) -> Mrr:
-    """Billed per interval length (one grouped join), normalised to a month."""
-    per_interval = (
-        _active_items(f)
-        .values("subscription__interval_months", "subscription__interval_days")
-        .annotate(billed=Sum(LINE))
-        .order_by("subscription__interval_months", "subscription__interval_days")
-    )
+    """Billed per interval length by Active items of active subscriptions
+    (rollups), normalised to a month."""
     exact, intervals = ZERO, []
-    for row in per_interval:
-        months, days = row["subscription__interval_months"], row["subscription__interval_days"]
-        billed = quantize(Decimal(row["billed"] or 0), f.currency)
+    found = sorted((_interval(dim), amount) for _, _, dim, n, amount in _read(f, [M.MRR]) if n)
+    for (months, days), amount in found:
+        billed = quantize(Decimal(amount), f.currency)
         monthly = billed * monthly_factor(months, days)
         exact += monthly
         intervals.append((months, days, billed, quantize(monthly, f.currency)))
@@ -172,19 +158,19 @@ def mrr(f: Filters) -> Mrr:
 
 
 def mrr_by_product(f: Filters) -> list[tuple[str, Decimal]]:
-    """Each product's share of MRR (one grouped join), largest first; the
+    """Each product's share of MRR (rollups per product), largest first; the
     shares are rounded each, so they may differ from MRR by a cent."""
-    rows = (
-        _active_items(f)
-        .values("product__name", "subscription__interval_months", "subscription__interval_days")
-        .annotate(billed=Sum(LINE))
-    )
+    rollups.fresh(f.client.pk)
+    found = Rollup.objects.filter(
+        client=f.client, currency=f.currency, metric=M.MRR, n__gt=0
+    ).exclude(product_id=0)
+    if f.product is not None:
+        found = found.filter(product_id=f.product.pk)
+    rows = list(found.values_list("product_id", "dim", "amount"))
+    names = dict(Product.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "name"))
     exact: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for row in rows:
-        factor = monthly_factor(
-            row["subscription__interval_months"], row["subscription__interval_days"]
-        )
-        exact[row["product__name"]] += Decimal(row["billed"] or 0) * factor
+    for product_id, dim, amount in rows:
+        exact[names[product_id]] += Decimal(amount) * monthly_factor(*_interval(dim))
     shares = [(name, quantize(value, f.currency)) for name, value in exact.items()]
     return sorted(shares, key=lambda share: (-share[1], share[0]))
 
@@ -204,40 +190,23 @@ class MonthRow:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def revenue(f: Filters) -> list[MonthRow]:
-    """Billed per month of payment and category (sign-up = new)."""
+def _month_range(f: Filters) -> dict[str, Any]:
     lo, hi = f.range
-    rows: Any
-    if f.product is None:
-        rows = (
-            Purchase.objects.filter(
-                client=f.client, currency=f.currency, paid_at__gte=lo, paid_at__lt=hi
-            )
-            .annotate(month=TruncMonth("paid_at"))
-            .values("month", "category")
-            .annotate(amount=Sum("total"))
-        )
-    else:
-        rows = (
-            PurchaseItem.objects.filter(
-                purchase__client=f.client,
-                purchase__currency=f.currency,
-                purchase__paid_at__gte=lo,
-                purchase__paid_at__lt=hi,
-                product=f.product,
-            )
-            .annotate(month=TruncMonth("purchase__paid_at"), category=F("purchase__category"))
-            .values("month", "category")
-            .annotate(amount=Sum("amount"))
-        )
-    found: dict[tuple[date, str], Decimal] = {}
-    for row in rows:
-        amount = quantize(Decimal(row["amount"] or 0), f.currency)  # SQLite drops the scale
-        found[(_month_key(row["month"]), row["category"])] = amount
+    return {"since": lo.date(), "until": hi.date()}
+
+
+def revenue(f: Filters) -> list[MonthRow]:
+    """Billed per month of payment and category (sign-up = new): purchase
+    totals, or with a product filter its lines' amounts (rollups)."""
+    found: dict[tuple[date, str], Decimal] = defaultdict(lambda: ZERO)
+    for _, day, category, _, amount in _read(f, [M.REVENUE], **_month_range(f)):
+        found[(day.replace(day=1), category)] += amount
     out = []
     for month in f.months:
         none = quantize(ZERO, f.currency)
-        values = {label: found.get((month, cat), none) for cat, label in CATEGORIES}
+        values = {
+            label: quantize(found.get((month, cat), none), f.currency) for cat, label in CATEGORIES
+        }
         values["Total"] = sum(values.values(), none)
         out.append(MonthRow(month, values))
     return out
@@ -248,36 +217,14 @@ def money_back(f: Filters) -> list[MonthRow]:
     charged back in it), counted and summed, and net revenue: what was billed
     in the month (``revenue``) minus both. All products (the filter is not
     applied: a refund of an amount belongs to no one product)."""
-    lo, hi = f.range
-    notes = (
-        Document.objects.filter(
-            client=f.client,
-            kind=DocumentKind.CREDIT_NOTE,
-            currency=f.currency,
-            issued_at__gte=lo,
-            issued_at__lt=hi,
-        )
-        .annotate(month=TruncMonth("issued_at"))
-        .values("month")
-        .annotate(n=Count("id"), amount=Sum("total"))
-    )
-    backs = (
-        Purchase.objects.filter(
-            client=f.client, currency=f.currency, charged_back_at__gte=lo, charged_back_at__lt=hi
-        )
-        .annotate(month=TruncMonth("charged_back_at"))
-        .values("month")
-        .annotate(n=Count("id"), amount=Sum("total"))
-    )
     none = quantize(ZERO, f.currency)
-    refunded = {
-        _month_key(r["month"]): (r["n"], quantize(Decimal(r["amount"] or 0), f.currency))
-        for r in notes
-    }
-    charged_back = {
-        _month_key(r["month"]): (r["n"], quantize(Decimal(r["amount"] or 0), f.currency))
-        for r in backs
-    }
+    refunded: dict[date, tuple[int, Decimal]] = defaultdict(lambda: (0, none))
+    charged_back: dict[date, tuple[int, Decimal]] = defaultdict(lambda: (0, none))
+    found = _read(f, [M.REFUND, M.CHARGEBACK], all_products=True, **_month_range(f))
+    for metric, day, _, n, amount in found:
+        into = refunded if metric == M.REFUND else charged_back
+        count, total = into[day.replace(day=1)]
+        into[day.replace(day=1)] = (count + n, total + quantize(amount, f.currency))
     billed = {row.month: row.values["Total"] for row in revenue(replace(f, product=None))}
     out = []
     for month in f.months:
@@ -305,19 +252,16 @@ def churn(f: Filters) -> list[MonthRow]:
     """Per month: active at its start, started in it, churned in it, and the
     churn rate: churned ÷ (active at the start + started in the month), in
     percent with two decimals; none (shown "–") for a month with neither."""
-    lo, hi = f.range
-    population = _subscriptions(f).exclude(status__in=[S.NEW, S.HANDLED_BY_CLIENT])
-    ended = population.filter(status__in=[S.DEACTIVATED, S.FINISHED], end_date__isnull=False)
-    # Started / ended before the first month: one count each.
-    before = population.aggregate(
-        started=Count("id", filter=Q(start_date__lt=lo)),
-        ended=Count("id", filter=Q(status__in=[S.DEACTIVATED, S.FINISHED], end_date__lt=lo)),
-    )
-    started_in = _counts_by_month(
-        population.filter(start_date__gte=lo, start_date__lt=hi), "start_date"
-    )
-    ended_in = _counts_by_month(ended.filter(end_date__gte=lo, end_date__lt=hi), "end_date")
-    active = before["started"] - before["ended"]
+    lo, hi = (moment.date() for moment in f.range)
+    active = 0
+    started_in: dict[date, int] = defaultdict(int)
+    ended_in: dict[date, int] = defaultdict(int)
+    for metric, day, _, n, _ in _read(f, [M.STARTED, M.ENDED], until=hi):
+        sign = 1 if metric == M.STARTED else -1
+        if day < lo:
+            active += sign * n
+        else:
+            (started_in if sign > 0 else ended_in)[day.replace(day=1)] += n
     out = []
     for month in f.months:
         churned, started = ended_in.get(month, 0), started_in.get(month, 0)
@@ -338,33 +282,14 @@ def churn(f: Filters) -> list[MonthRow]:
     return out
 
 
-def _counts_by_month(qs: Any, column: str) -> dict[date, int]:
-    rows = qs.annotate(month=TruncMonth(column)).values("month").annotate(n=Count("id"))
-    return {_month_key(r["month"]): r["n"] for r in rows}
-
-
 # --- renewals --------------------------------------------------------------------------
 
 
 def renewal_success(f: Filters) -> list[MonthRow]:
-    lo, hi = f.range
-    qs = Purchase.objects.filter(
-        client=f.client,
-        currency=f.currency,
-        category=Purchase.Category.RENEWAL,
-        created_at__gte=lo,
-        created_at__lt=hi,
-    )
-    if f.product is not None:
-        qs = qs.filter(
-            Exists(PurchaseItem.objects.filter(purchase=OuterRef("pk"), product=f.product))
-        )
-    rows = (
-        qs.annotate(month=TruncMonth("created_at"))
-        .values("month")
-        .annotate(due=Count("id"), charged=Count("id", filter=Q(paid_at__isnull=False)))
-    )
-    found = {_month_key(r["month"]): (r["due"], r["charged"]) for r in rows}
+    """Renewal purchases opened per month, and how many of them were paid."""
+    found: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for metric, day, _, n, _ in _read(f, [M.RENEWAL_DUE, M.RENEWAL_PAID], **_month_range(f)):
+        found[day.replace(day=1)][0 if metric == M.RENEWAL_DUE else 1] += n
     out = []
     for month in f.months:
         due, charged = found.get(month, (0, 0))
@@ -381,48 +306,24 @@ class Upcoming:
 
 
 def upcoming(f: Filters, *, now: datetime | None = None) -> Upcoming:
-    """Active subscriptions billed in the next 90 days, per week from today."""
+    """Active subscriptions billed from today for 90 days, per week from today
+    (rollups per billing day: a subscription due earlier today and not yet
+    renewed counts today)."""
     now = now or f.client.now()  # a sandbox client's test clock
-    today = _utc(now.date())
-    span = (now, now + timedelta(days=90))
-    # Grouped by billing day (at most 90 groups), then summed into weeks here:
-    # subscriptions counted on their own table (no DISTINCT over the join),
-    # amounts from their Active items.
-    counts = {
-        _day(r["day"]): r["n"]
-        for r in _subscriptions(f)
-        .filter(status=S.ACTIVE, next_billing_date__gte=span[0], next_billing_date__lt=span[1])
-        .annotate(day=TruncDay("next_billing_date"))
-        .values("day")
-        .annotate(n=Count("id"))
-    }
-    amounts = {
-        _day(r["day"]): r["amount"]
-        for r in _active_items(f)
-        .filter(
-            subscription__next_billing_date__gte=span[0],
-            subscription__next_billing_date__lt=span[1],
-        )
-        .annotate(day=TruncDay("subscription__next_billing_date"))
-        .values("day")
-        .annotate(amount=Sum(LINE))
-    }
-    rows = [
-        {"day": day, "subs": counts.get(day, 0), "amount": amounts.get(day)}
-        for day in sorted(set(counts) | set(amounts))
-    ]
+    today = now.astimezone(UTC).date()
     weeks_out: dict[int, Tally] = defaultdict(Tally)
     windows = {30: Tally(), 90: Tally()}
-    for row in rows:
-        offset = (row["day"] - today.date()).days
-        amount = quantize(Decimal(row["amount"] or 0), f.currency)
-        weeks_out[offset // 7].add(row["subs"], amount)
+    for _, day, _, n, amount in _read(
+        f, [M.UPCOMING], since=today, until=today + timedelta(days=90)
+    ):
+        offset = (day - today).days
+        weeks_out[offset // 7].add(n, amount)
         for limit, window in windows.items():
             if offset < limit:
-                window.add(row["subs"], amount)
+                window.add(n, amount)
     weeks = [
         (
-            today.date() + timedelta(days=7 * w),
+            today + timedelta(days=7 * w),
             weeks_out[w].count,
             quantize(weeks_out[w].amount, f.currency),
         )
@@ -443,7 +344,3 @@ class Tally:
     def add(self, count: int, amount: Decimal) -> None:
         self.count += count
         self.amount += amount
-
-
-def _day(value: Any) -> date:
-    return value.date() if isinstance(value, datetime) else value

@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from commerce import clock, locks
 from commerce.models import Client
 
-from . import renewals
+from . import renewals, rollups
 from .models import RenewalBatch
 
 TRANSIENT_RETRIES = 3
@@ -133,3 +133,10 @@ def advance_clock(client_id: int, target: str) -> int:
 def sweep_now(client: Client, as_of: datetime) -> None:
     for batch in renewals.start_sweep(client=client, as_of=as_of, trigger="clock"):
         renewals.run_in_process(batch)
+
+
+@shared_task
+def refresh_rollups() -> int:
+    """Beat, every 10 s: count every client's changes into the report
+    rollups (docs/reports.md). Returns the number of clients counted."""
+    return len(rollups.refresh_all())

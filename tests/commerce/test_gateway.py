@@ -82,6 +82,8 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
     method = card(CARD_APPROVED)
 
     def another_batch_wins_while_we_wait(self, requests):
+        from concurrent.futures import Future
+
         GatewayCharge.objects.create(
             idempotency_key="race-1",
             payment_token=method.token,
@@ -91,9 +93,11 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
             outcome=Outcome.APPROVED,
             reference="tg_winner",
         )
-        return set()  # none timed out
+        on_time: Future[bool] = Future()
+        on_time.set_result(False)  # none timed out
+        return {r.idempotency_key: on_time for r in requests}
 
-    monkeypatch.setattr(TestGateway, "_network", another_batch_wins_while_we_wait)
+    monkeypatch.setattr(TestGateway, "_send", another_batch_wins_while_we_wait)
     requests = [
         ChargeRequest(Decimal("5.00"), "EUR", method, "race-1"),
         ChargeRequest(Decimal("7.00"), "EUR", method, "race-2"),

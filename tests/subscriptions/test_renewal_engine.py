@@ -507,3 +507,85 @@ def test_a_charge_still_in_flight_is_left_to_its_batch(sm2, monthly, monkeypatch
     sub, purchase = _charged_but_not_recorded(sm2, monthly, monkeypatch)
     renewals.reconcile(sm2, at=FEB28 + timedelta(seconds=30))  # too recent to be lost
     assert Purchase.objects.get(pk=purchase.pk).status == "pending"
+
+
+def test_a_subscription_changed_between_claim_and_record_is_recorded_by_the_services(
+    sm2, monthly, monkeypatch, needs_postgres
+):
+    """The set-based path writes a subscription only if its row version is
+    still the claim's; one changed meanwhile (here switched to Manual and
+    given a new billing date by staff while the charges were out) is
+    recorded by ``record_charge`` with what it is now, the others in the
+    batch as usual."""
+    subs = many(sm2, monthly, 3)
+    gateway = renewals.get_gateway()
+    MOVED_TO = datetime(2026, 3, 20, 12, tzinfo=UTC)
+
+    class StaffActsDuringTheCharge:
+        def send_many(self, requests):
+            services.switch_renewal_type(
+                subscription=fresh(subs[1]), renewal_type="Manual", actor=STAFF, at=FEB28
+            )
+            services.change_next_billing_date(
+                subscription=fresh(subs[1]), next_billing_date=MOVED_TO, actor=STAFF, at=FEB28
+            )
+            return gateway.send_many(requests)
+
+    monkeypatch.setattr(renewals, "get_gateway", StaffActsDuringTheCharge)
+    outcome = renewals.charge_batch([s.pk for s in subs], as_of=FEB28)
+    assert outcome.counts["charged"] == 3
+    assert [paid_renewals(s) for s in subs] == [1, 1, 1]
+    assert [fresh(s).last_interval_no for s in subs] == [2, 2, 2]
+    changed = fresh(subs[1])
+    assert changed.renewal_type == "Manual" and changed.status == "Active"
+    assert history_codes(changed)[-3:] == ["renTypeUpd", "updNextBD", "renewed"]
+    # The renewal counted from the date staff set, not the claim's dates.
+    assert changed.next_billing_date == datetime(2026, 4, 20, 12, tzinfo=UTC)
+    assert fresh(subs[0]).next_billing_date == datetime(2026, 3, 31, 12, tzinfo=UTC)
+    assert Purchase.objects.filter(subscription__in=subs, status="pending").count() == 0
+
+
+def test_a_batch_is_claimed_in_parts_each_parts_charges_sent_before_the_next_claim(
+    sm2, monthly, monkeypatch, settings, needs_postgres
+):
+    """The gateway's latency passes while the rest of the batch is claimed:
+    part 1's charges are on the network before part 2 is claimed; every
+    subscription renews once, whatever the parts."""
+    settings.RENEWAL_CLAIM_CHUNK = 2
+    subs = many(sm2, monthly, 5)
+    events = []
+    claim, gateway = renewal_sql.claim, renewals.get_gateway()
+
+    def claiming(ids, **kwargs):
+        events.append(("claim", list(ids)))
+        return claim(ids, **kwargs)
+
+    class Watched:
+        def send_many(self, requests):
+            events.append(("send", len(requests)))
+            answers = gateway.send_many(requests)
+
+            def collect():
+                events.append(("answers", len(requests)))
+                return answers()
+
+            return collect
+
+    monkeypatch.setattr(renewal_sql, "claim", claiming)
+    monkeypatch.setattr(renewals, "get_gateway", Watched)
+    outcome = renewals.charge_batch([s.pk for s in subs], as_of=FEB28)
+    ids = [s.pk for s in subs]
+    assert events == [
+        ("claim", ids[0:2]),
+        ("send", 2),
+        ("claim", ids[2:4]),
+        ("send", 2),
+        ("claim", ids[4:5]),
+        ("send", 1),
+        ("answers", 2),
+        ("answers", 2),
+        ("answers", 1),
+    ]
+    assert outcome.counts["charged"] == 5
+    assert [paid_renewals(s) for s in subs] == [1] * 5
+    assert renewals.charge_batch(ids, as_of=FEB28).counts["charged"] == 0
