@@ -300,13 +300,16 @@ def _now():  # noqa: ANN202
 
 
 def make_due_again(count: int) -> None:
-    """Move ``count`` subscriptions back to due for the next measurement."""
+    """Move ``count`` of the subscriptions the engine has just renewed back
+    to due for the next measurement: a due set of the same shape (the same
+    clients, so batches of the same size) as the 0 ms run's."""
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(
             """UPDATE subscriptions_subscription SET next_billing_date = now() - interval '1 hour'
-                       WHERE id IN (SELECT id FROM subscriptions_subscription ORDER BY id DESC LIMIT %s)""",
+               WHERE id IN (SELECT id FROM subscriptions_subscription WHERE last_interval_no > 1
+                            ORDER BY id DESC LIMIT %s)""",
             [count],
         )
 

@@ -12,15 +12,17 @@ safe after a crash between "charged" and "recorded".
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -86,57 +88,80 @@ class ChargeRequest:
 
 # --- calls in flight ------------------------------------------------------------------
 #
-# A worker process keeps up to GATEWAY_MAX_IN_FLIGHT gateway calls in flight
-# (a thread pool: calls wait on the network, not the CPU), at most
-# GATEWAY_MAX_IN_FLIGHT_PER_CLIENT of one client. The pool is made on first
-# use in each (forked) worker process and kept; its threads exist only while
-# there are calls, so an idle worker holds none.
+# A worker process keeps up to GATEWAY_MAX_IN_FLIGHT gateway calls in flight,
+# at most GATEWAY_MAX_IN_FLIGHT_PER_CLIENT of one client, on one asyncio event
+# loop (async I/O: a call waiting on the network costs a coroutine, not a
+# thread). The loop runs in a daemon thread made on first use in each (forked)
+# worker process and kept; the bounds are semaphores on that loop.
 
-_pool: ThreadPoolExecutor | None = None
+
+@dataclass
+class _Network:
+    pid: int
+    loop: asyncio.AbstractEventLoop
+    overall: asyncio.Semaphore
+    per_client: dict[int, asyncio.Semaphore]
+
+
+_pool: _Network | None = None
 _pool_lock = threading.Lock()
-_client_slots: dict[int, threading.BoundedSemaphore] = {}
 
 
-def _shared_pool() -> ThreadPoolExecutor:
+def _network() -> _Network:
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=settings.GATEWAY_MAX_IN_FLIGHT, thread_name_prefix="gateway"
+        if _pool is None or _pool.pid != os.getpid():  # none yet, or inherited by fork
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="gateway-io", daemon=True).start()
+            _pool = _Network(
+                os.getpid(), loop, asyncio.Semaphore(settings.GATEWAY_MAX_IN_FLIGHT), {}
             )
         return _pool
 
 
-def _slots(client_id: int) -> threading.BoundedSemaphore:
+def _client_slots(network: _Network, client_id: int) -> asyncio.Semaphore:
     with _pool_lock:
-        if client_id not in _client_slots:
-            _client_slots[client_id] = threading.BoundedSemaphore(
-                settings.GATEWAY_MAX_IN_FLIGHT_PER_CLIENT
-            )
-        return _client_slots[client_id]
+        if client_id not in network.per_client:
+            limit = settings.GATEWAY_MAX_IN_FLIGHT_PER_CLIENT
+            network.per_client[client_id] = asyncio.Semaphore(limit)
+        return network.per_client[client_id]
 
 
-def in_flight(calls: list[Callable[[], T]], *, client_id: int = 0) -> list[T]:
+def in_flight(calls: list[Callable[[], Awaitable[T]]], *, client_id: int = 0) -> list[T]:
     """Run ``calls`` (each one gateway call, bounded by its own timeout)
-    concurrently in the process's pool, at most the client's share at once;
-    their results in order."""
-    if len(calls) <= 1:
-        return [call() for call in calls]
+    concurrently on the process's event loop, at most the client's share
+    and the process's bound at once; their results in order."""
     return [future.result() for future in start_in_flight(calls, client_id=client_id)]
 
 
-def start_in_flight(calls: list[Callable[[], T]], *, client_id: int = 0) -> list[Future[T]]:
-    """``in_flight`` without waiting for the answers: the calls' futures.
-    Waits only for a free slot when the client's share is in flight."""
-    slots = _slots(client_id)
-    pool = _shared_pool()
-    futures: list[Future[T]] = []
-    for call in calls:
-        slots.acquire()
-        future = pool.submit(call)
-        future.add_done_callback(lambda _: slots.release())
-        futures.append(future)
-    return futures
+def start_in_flight(
+    calls: list[Callable[[], Awaitable[T]]], *, client_id: int = 0
+) -> list[Future[T]]:
+    """``in_flight`` without waiting for the answers: the calls' futures."""
+    network = _network()
+    mine = _client_slots(network, client_id)
+
+    async def bounded(call: Callable[[], Awaitable[T]]) -> T:
+        async with network.overall, mine:
+            return await call()
+
+    return [asyncio.run_coroutine_threadsafe(bounded(call), network.loop) for call in calls]
+
+
+class Answers:
+    """The answers to requests sent with ``send_many``: ``ready()`` says
+    whether collecting them would not wait; calling collects them, in order."""
+
+    def __init__(
+        self, on_the_wire: list[Future[Any]], collect: Callable[[], list[ChargeResult]]
+    ) -> None:
+        self._on_the_wire, self._collect = on_the_wire, collect
+
+    def ready(self) -> bool:
+        return all(future.done() for future in self._on_the_wire)
+
+    def __call__(self) -> list[ChargeResult]:
+        return self._collect()
 
 
 class PaymentGateway(Protocol):
@@ -157,7 +182,7 @@ class PaymentGateway(Protocol):
         send them concurrently."""
         ...
 
-    def send_many(self, requests: list[ChargeRequest]) -> Callable[[], list[ChargeResult]]:
+    def send_many(self, requests: list[ChargeRequest]) -> Answers:
         """``charge_many`` in two steps: send the requests and return at once;
         calling what it returns waits for the answers (in order). The caller
         does other work while the charges are on the network."""
@@ -286,11 +311,11 @@ class TestGateway:
     def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult]:
         return self.send_many(requests)()
 
-    def send_many(self, requests: list[ChargeRequest]) -> Callable[[], list[ChargeResult]]:
+    def send_many(self, requests: list[ChargeRequest]) -> Answers:
         """A renewal batch in a constant number of ledger queries (one read
         and one COPY on PostgreSQL when no key was seen before). Latency is
-        spent per charge, as many at a time as ``in_flight`` allows, as a
-        client with a pool of connections to a real processor would; a call
+        spent per charge, as many at a time as ``in_flight`` allows, as an
+        async client of a real processor would; a call
         longer than ``GATEWAY_TIMEOUT_SECONDS`` is abandoned before the
         processor commits it: a transient error, nothing charged (a real
         gateway's adapter must make the same promise, by looking the key up
@@ -355,7 +380,7 @@ class TestGateway:
                 for key in keys
             ]
 
-        return answers
+        return Answers(list(on_the_wire.values()), answers)
 
     def lookup(self, idempotency_key: str) -> ChargeResult | None:
         row = GatewayCharge.objects.filter(idempotency_key=idempotency_key).first()
@@ -402,8 +427,8 @@ class TestGateway:
             done.set_result(False)
             return {r.idempotency_key: done for r in requests}
 
-        def call() -> bool:
-            time.sleep(min(latency, timeout))
+        async def call() -> bool:
+            await asyncio.sleep(min(latency, timeout))
             return latency > timeout
 
         by_client: dict[int, list[ChargeRequest]] = {}

@@ -16,7 +16,7 @@ safe to run twice and concurrently. The rules are the lifecycle services'
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +28,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from commerce.bulk import update_rows
-from commerce.gateway import get_gateway
+from commerce.gateway import Answers, ChargeResult, get_gateway
 from commerce.models import Client, Purchase, SMVersion
 from customers.models import CustomerEmail
 
@@ -280,31 +280,46 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
 
     Set-based, the batch is claimed in parts of ``RENEWAL_CLAIM_CHUNK``, each
     part's charges sent as soon as it is claimed (``send_many``), so the
-    gateway's latency passes while the next parts are claimed; then every
-    answer is recorded in one transaction."""
+    gateway's latency passes while the next parts are claimed and the
+    batch's other subscriptions are renewed one by one; then the answers are
+    recorded as they come: the oldest part's, with every later part whose
+    answers are already in, in one transaction."""
     if not set_based():
         return renew_each(ids, as_of=as_of)
     gateway = get_gateway()
-    sent: list[tuple[list[renewal_sql.Claim], Any]] = []
+    sent: deque[tuple[list[renewal_sql.Claim], Answers]] = deque()
     special: list[int] = []
     for part in _parts(ids):
         claims, others = renewal_sql.claim(part, as_of=as_of)
         special += others
         if claims:
             sent.append((claims, gateway.send_many([c.request for c in claims])))
+    claimed = sum(len(claims) for claims, _ in sent)
     # The others (per row) while the charges are on the network.
     outcome = renew_each(special, as_of=as_of)
-    answered = [pair for claims, answers in sent for pair in zip(claims, answers(), strict=True)]
+    outcome.counts["skipped"] += len(ids) - claimed - len(special)  # not due, or another's
+    while sent:
+        group = [sent.popleft()]
+        while sent and sent[0][1].ready():
+            group.append(sent.popleft())
+        answered = [
+            pair for claims, answers in group for pair in zip(claims, answers(), strict=True)
+        ]
+        _record(answered, as_of, outcome)
+    return outcome
+
+
+def _record(
+    answered: list[tuple[renewal_sql.Claim, ChargeResult]], as_of: datetime, outcome: BatchOutcome
+) -> None:
+    """Record the answers to claimed charges: the approved ones set-based
+    (one transaction); declines, errors, and approved charges whose
+    subscription changed since the claim one at a time by the services."""
     counts = outcome.counts
-    counts["skipped"] += len(ids) - len(answered) - len(special)  # not due, or another worker's
-    if not answered:
-        return outcome
     with transaction.atomic():
         recorded = renewal_sql.record_paid([(c, r) for c, r in answered if r.approved], at=as_of)
     counts["charged"] += recorded.charged
     counts["skipped"] += recorded.skipped
-    # Declines, errors, and approved charges whose subscription changed since
-    # the claim: recorded one at a time by the services.
     for claim, result in recorded.stale + [(c, r) for c, r in answered if not r.approved]:
         charge = services.record_charge(
             claim.purchase.pk,
@@ -321,7 +336,6 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
         counts[COUNTED_AS[renewal]] += 1
         if renewal == R.ERROR:
             outcome.retry_ids.append(claim.sub.pk)
-    return outcome
 
 
 def _parts(ids: list[int]) -> Iterator[list[int]]:

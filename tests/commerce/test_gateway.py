@@ -115,24 +115,18 @@ def test_a_batch_racing_another_for_the_same_key_returns_the_winners_answer(monk
 def fresh_pool(monkeypatch):
     from commerce import gateway
 
-    monkeypatch.setattr(gateway, "_pool", None)
-    monkeypatch.setattr(gateway, "_client_slots", {})
+    monkeypatch.setattr(gateway, "_pool", None)  # a new event loop, with these settings
     return gateway
 
 
 def _counting_calls(n, record):
-    import threading
-    import time
+    import asyncio
 
-    lock = threading.Lock()
-
-    def call():
-        with lock:
-            record["now"] += 1
-            record["most"] = max(record["most"], record["now"])
-        time.sleep(0.02)
-        with lock:
-            record["now"] -= 1
+    async def call():  # on the one event loop: no lock needed
+        record["now"] += 1
+        record["most"] = max(record["most"], record["now"])
+        await asyncio.sleep(0.02)
+        record["now"] -= 1
         return True
 
     return [call] * n

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from commerce.gateway import (
     CARD_DECLINES_AFTER_FIRST,
     CARD_TRANSIENT_ERROR,
+    Answers,
     TestGateway,
     token_for_test_card,
 )
@@ -569,7 +570,7 @@ def test_a_batch_is_claimed_in_parts_each_parts_charges_sent_before_the_next_cla
                 events.append(("answers", len(requests)))
                 return answers()
 
-            return collect
+            return Answers([], collect)
 
     monkeypatch.setattr(renewal_sql, "claim", claiming)
     monkeypatch.setattr(renewals, "get_gateway", Watched)

@@ -244,3 +244,22 @@ def test_the_report_page_says_when_changes_are_still_being_counted(login, sm2, m
     page = browser.get("/reports/overview/")
     assert b'data-testid="counting"' not in page.content
     assert b'data-testid="kpi-active-subscriptions">9<' in page.content
+
+
+def test_renewals_recorded_by_the_set_based_path_are_counted(sm2, needs_postgres):
+    """The batch path writes with COPY and UPDATE … FROM unnest: the
+    triggers see those statements too."""
+    from subscriptions import renewals
+
+    product = ProductFactory(client=sm2, price=Decimal("10.00"))
+    subs = [subscribe(sm2, product, email=f"c{no}@example.com") for no in range(5)]
+    due = subs[0].next_billing_date
+    rollups.catch_up(sm2.pk)
+    assert renewals.charge_batch([s.pk for s in subs], as_of=due).counts["charged"] == 5
+    f = Filters(sm2, "EUR", date(2026, 1, 1), date(2026, 12, 31))
+    months = {row.month.month: row.values for row in reports.renewal_success(f)}
+    assert months[due.month] == {"Due": 5, "Charged": 5, "Success %": Decimal("100.00")}
+    counted = table(sm2)
+    same_reports(sm2, [product], due)
+    rollups.rebuild(sm2.pk)
+    assert table(sm2) == counted
