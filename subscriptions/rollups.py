@@ -400,7 +400,7 @@ def rebuild(client_id: int) -> dict[str, int]:
             ids = list(
                 rows_of.filter(client_id=client_id).order_by("pk").values_list("pk", flat=True)
             )
-            counts[kind.label] = len(ids)
+            counts["Credit note" if kind == K.DOCUMENT else kind.label] = len(ids)
             for chunk in _chunks(ids):
                 customers: Customers = {}
                 count_sources(client_id, {kind: set(chunk)}, figures, customers)

@@ -186,7 +186,7 @@ def test_rebuild_command(sm2, capsys):
     RollupDirty.objects.all().delete()
     call_command("rebuild_rollups", "--client", sm2.slug)
     out = capsys.readouterr().out
-    assert f"{sm2.slug}: counted 1 subscriptions, 1 purchases, 0 documents" in out
+    assert f"{sm2.slug}: counted subscriptions 1, purchases 1, credit notes 0" in out
     f = Filters(sm2, "EUR", date(2026, 1, 1), date(2026, 12, 31))
     assert reports.overview(f).active == 1
 

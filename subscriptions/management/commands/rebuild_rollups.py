@@ -27,6 +27,6 @@ class Command(BaseCommand):
         for one in clients:
             started = time.monotonic()
             counts = rollups.rebuild(one.pk)
-            counted = ", ".join(f"{n:,} {kind.lower()}s" for kind, n in counts.items())
+            counted = ", ".join(f"{kind.lower()}s {n:,}" for kind, n in counts.items())
             took = time.monotonic() - started
             self.stdout.write(f"{one.slug}: counted {counted} in {took:.1f} s")
