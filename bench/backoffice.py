@@ -233,6 +233,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--reuse", action="store_true", help="keep the generated database")
+    parser.add_argument(
+        "--rebuild", action="store_true", help="with --reuse: rebuild the rollups again"
+    )
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = BENCH_URL
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commerce.settings")
@@ -257,6 +260,8 @@ def main() -> None:
         count_rollups(ids)
     else:
         ids = {n: Client.objects.get(slug=f"bench-{n}").pk for n in ("small", "big")}
+        if args.rebuild:
+            count_rollups(ids)
     results = {}
     for name, pk in ids.items():
         user, _ = get_user_model().objects.get_or_create(username=f"bench-{name}")

@@ -297,3 +297,25 @@ def _copy_value(field: Any, conn: Any) -> Callable[[Model], Any]:
     if prepare is None:
         return attrgetter(field.attname)
     return lambda obj: prepare(field.pre_save(obj, True))
+
+
+class AnyOf(models.Lookup):  # type: ignore[type-arg]
+    """``field__any=[ids]``: one array parameter (``= ANY(%s)``) on PostgreSQL
+    instead of one placeholder per id (``__in``), which for thousands of ids
+    costs more to build than to run; ``IN (…)`` elsewhere."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = [int(v) for v in self.rhs]
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, values]
+        if not values:
+            return "1 = 0", list(lhs_params)
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+
+models.IntegerField.register_lookup(AnyOf)
+models.ForeignKey.register_lookup(AnyOf)

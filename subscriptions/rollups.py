@@ -31,6 +31,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from commerce.bulk import insert_rows
 from commerce.models import Client, Document, DocumentKind, Purchase, PurchaseItem
 
 from .models import (
@@ -70,7 +71,7 @@ def snapshot_subscriptions(client_id: int, ids: Iterable[int]) -> dict[int, Snap
     """Each subscription: currency, status, renewal type, start / end / next
     billing days, interval, customer, every product it has an item of, and
     what its Active items bill per product."""
-    subs = Subscription.objects.filter(client_id=client_id, pk__in=list(ids)).values_list(
+    subs = Subscription.objects.filter(client_id=client_id, pk__any=list(ids)).values_list(
         "pk",
         "currency",
         "status",
@@ -97,7 +98,7 @@ def snapshot_subscriptions(client_id: int, ids: Iterable[int]) -> dict[int, Snap
             "ln": {},
             "lc": {},
         }
-    items = SubscriptionItem.objects.filter(subscription_id__in=list(out)).values_list(
+    items = SubscriptionItem.objects.filter(subscription_id__any=list(out)).values_list(
         "subscription_id", "product_id", "status", "unit_price", "quantity"
     )
     for sub_id, product, status, price, quantity in items.order_by("subscription_id", "running_no"):
@@ -114,7 +115,7 @@ def snapshot_subscriptions(client_id: int, ids: Iterable[int]) -> dict[int, Snap
 def snapshot_purchases(client_id: int, ids: Iterable[int]) -> dict[int, Snapshot]:
     """Each purchase: currency, category, the days it was opened, paid and
     charged back, its total, and its lines' amounts per product."""
-    rows = Purchase.objects.filter(client_id=client_id, pk__in=list(ids)).values_list(
+    rows = Purchase.objects.filter(client_id=client_id, pk__any=list(ids)).values_list(
         "pk", "currency", "category", "created_at", "paid_at", "charged_back_at", "total"
     )
     out: dict[int, Snapshot] = {
@@ -129,7 +130,7 @@ def snapshot_purchases(client_id: int, ids: Iterable[int]) -> dict[int, Snapshot
         }
         for pk, currency, category, created, paid, charged_back, total in rows
     }
-    lines = PurchaseItem.objects.filter(purchase_id__in=list(out)).values_list(
+    lines = PurchaseItem.objects.filter(purchase_id__any=list(out)).values_list(
         "purchase_id", "product_id", "amount"
     )
     for purchase_id, product, amount in lines.order_by("purchase_id", "running_no"):
@@ -141,7 +142,7 @@ def snapshot_purchases(client_id: int, ids: Iterable[int]) -> dict[int, Snapshot
 def snapshot_documents(client_id: int, ids: Iterable[int]) -> dict[int, Snapshot]:
     """Each credit note: currency, day issued, total (invoices count nothing)."""
     rows = Document.objects.filter(
-        client_id=client_id, pk__in=list(ids), kind=DocumentKind.CREDIT_NOTE
+        client_id=client_id, pk__any=list(ids), kind=DocumentKind.CREDIT_NOTE
     ).values_list("pk", "currency", "issued_at", "total")
     return {pk: {"c": c, "id": _day(at), "t": str(total)} for pk, c, at, total in rows}
 
@@ -244,7 +245,7 @@ def _add_customers(client_id: int, customers: Customers, figures: Figures) -> No
     current = {
         (c, p, cu): (pk, n)
         for pk, c, p, cu, n in RollupCustomer.objects.filter(
-            client_id=client_id, customer_id__in={cu for _, _, cu in changed}
+            client_id=client_id, customer_id__any={cu for _, _, cu in changed}
         ).values_list("pk", "currency", "product_id", "customer_id", "n")
     }
     create, update, delete = [], [], []
@@ -268,7 +269,7 @@ def _add_customers(client_id: int, customers: Customers, figures: Figures) -> No
             delete.append(pk)
         else:
             update.append(RollupCustomer(pk=pk, n=after))
-    RollupCustomer.objects.bulk_create(create)
+    insert_rows(create)
     RollupCustomer.objects.bulk_update(update, ["n"])
     RollupCustomer.objects.filter(pk__in=delete).delete()
 
@@ -288,7 +289,7 @@ def count_sources(
         if not ids:
             continue
         new = SNAPSHOTS[RollupSourceKind(kind)](client_id, ids)
-        stored = RollupSource.objects.filter(client_id=client_id, kind=kind, source_id__in=ids)
+        stored = RollupSource.objects.filter(client_id=client_id, kind=kind, source_id__any=ids)
         old = {sid: (pk, data) for pk, sid, data in stored.values_list("pk", "source_id", "data")}
         create, update, delete = [], [], []
         for sid in ids:
@@ -306,7 +307,7 @@ def count_sources(
                 )
             else:
                 update.append(RollupSource(pk=pk, data=after))
-        RollupSource.objects.bulk_create(create)
+        insert_rows(create)
         RollupSource.objects.bulk_update(update, ["data"])
         RollupSource.objects.filter(pk__in=delete).delete()
 
