@@ -31,7 +31,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from commerce.bulk import insert_rows
+from commerce.bulk import insert_rows, update_rows
 from commerce.models import Client, Document, DocumentKind, Purchase, PurchaseItem
 
 from .models import (
@@ -270,8 +270,8 @@ def _add_customers(client_id: int, customers: Customers, figures: Figures) -> No
         else:
             update.append(RollupCustomer(pk=pk, n=after))
     insert_rows(create)
-    RollupCustomer.objects.bulk_update(update, ["n"])
-    RollupCustomer.objects.filter(pk__in=delete).delete()
+    update_rows(update, ["n"])
+    RollupCustomer.objects.filter(pk__any=delete).delete()
 
 
 def _lock(client_id: int, *, wait: bool) -> bool:
@@ -291,7 +291,8 @@ def count_sources(
         new = SNAPSHOTS[RollupSourceKind(kind)](client_id, ids)
         stored = RollupSource.objects.filter(client_id=client_id, kind=kind, source_id__any=ids)
         old = {sid: (pk, data) for pk, sid, data in stored.values_list("pk", "source_id", "data")}
-        create, update, delete = [], [], []
+        # A changed snapshot is replaced: its row deleted, the new one copied in.
+        replaced, written = [], []
         for sid in ids:
             pk, before = old.get(sid, (None, None))
             after = new.get(sid)
@@ -299,17 +300,14 @@ def count_sources(
                 continue
             contributions(kind, before, figures, customers, -1)
             contributions(kind, after, figures, customers, +1)
-            if after is None:
-                delete.append(pk)
-            elif pk is None:
-                create.append(
+            if pk is not None:
+                replaced.append(pk)
+            if after is not None:
+                written.append(
                     RollupSource(client_id=client_id, kind=kind, source_id=sid, data=after)
                 )
-            else:
-                update.append(RollupSource(pk=pk, data=after))
-        insert_rows(create)
-        RollupSource.objects.bulk_update(update, ["data"])
-        RollupSource.objects.filter(pk__in=delete).delete()
+        RollupSource.objects.filter(pk__any=replaced).delete()
+        insert_rows(written)
 
 
 def catch_up_pass(client_id: int, *, limit: int | None = None, wait: bool = False) -> int | None:
@@ -335,7 +333,7 @@ def catch_up_pass(client_id: int, *, limit: int | None = None, wait: bool = Fals
         _add_customers(client_id, customers, figures)
         _add_figures(client_id, figures)
         # Exactly the rows read: one committed meanwhile stays for the next pass.
-        RollupDirty.objects.filter(pk__in=[pk for pk, _, _ in dirty]).delete()
+        RollupDirty.objects.filter(pk__any=[pk for pk, _, _ in dirty]).delete()
         return len(dirty)
 
 
@@ -357,17 +355,15 @@ def pending(client_id: int) -> bool:
     return RollupDirty.objects.filter(client_id=client_id).exists()
 
 
-def refresh_all() -> dict[int, int]:
-    """Every client's changes (the beat job); dirty rows of deleted clients go.
-    Returns the passes made per client."""
-    done: dict[int, int] = {}
+def refresh_all() -> list[int]:
+    """Every client's changes (the beat job); marks of deleted clients go.
+    Returns the clients whose changes were counted."""
     client_ids = set(RollupDirty.objects.values_list("client_id", flat=True).distinct())
     existing = set(Client.objects.filter(pk__in=client_ids).values_list("pk", flat=True))
     RollupDirty.objects.filter(client_id__in=client_ids - existing).delete()
     for client_id in sorted(existing):
         catch_up(client_id)
-        done[client_id] = 1
-    return done
+    return sorted(existing)
 
 
 # --- rebuild ----------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_the_job_counts_every_client_and_drops_a_deleted_clients_marks(sm2):
     product = ProductFactory(client=sm2, price=Decimal("10.00"))
     subscribe(sm2, product)
     RollupDirty.objects.create(client_id=987654, kind="s", source_id=1)
-    assert rollups.refresh_all() == {sm2.pk: 1}
+    assert rollups.refresh_all() == [sm2.pk]
     assert not RollupDirty.objects.exists()
     assert Rollup.objects.filter(client=sm2, metric="status", n=1).count() == 2  # all + product
 
