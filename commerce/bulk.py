@@ -158,6 +158,13 @@ def insert_rows(objs: Sequence[Model], *, returning_ids: bool = False) -> None:
 
 Row = dict[str, Any]
 M = TypeVar("M", bound=Model)
+E = TypeVar("E")
+
+
+def chunks(items: Sequence[E], size: int) -> Iterator[list[E]]:
+    """``items`` in consecutive lists of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def new(model: type[M], **values: Any) -> M:

@@ -164,10 +164,15 @@ def _lock_due(ids: list[int], as_of: datetime) -> list[Subscription]:
 def items_by_subscription(subs: list[Subscription]) -> dict[int, list[SubscriptionItem]]:
     """The items of each subscription, with their products (read once each)."""
     grouped: dict[int, list[SubscriptionItem]] = {sub.pk: [] for sub in subs}
-    db = connection.alias
-    items = [
-        load(SubscriptionItem, _ITEM, row, db) for row in _fetch(ITEMS, [[s.pk for s in subs]])
-    ]
+    db, ids = connection.alias, [s.pk for s in subs]
+    if connection.vendor == "postgresql":
+        items = [load(SubscriptionItem, _ITEM, row, db) for row in _fetch(ITEMS, [ids])]
+    else:  # reminders in the embedded mode (SQLite)
+        items = list(
+            SubscriptionItem.objects.filter(subscription_id__in=ids).order_by(
+                "subscription_id", "running_no"
+            )
+        )
     products = Product.objects.in_bulk({item.product_id for item in items})
     for item in items:
         attach(item, "product", products[item.product_id])

@@ -17,7 +17,6 @@ safe to run twice and concurrently. The rules are the lifecycle services'
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
-from commerce.bulk import update_rows
+from commerce.bulk import chunks, update_rows
 from commerce.gateway import Answers, ChargeResult, get_gateway
 from commerce.models import Client, Purchase, SMVersion
 from customers.models import CustomerEmail
@@ -70,8 +69,9 @@ def start_sweep(
             kind: list(queryset.order_by("pk").values_list("pk", flat=True))
             for kind, queryset in _due(one, moment).items()
         }
-        chunks = [(kind, chunk) for kind, ids in kinds.items() for chunk in _chunks(ids)]
-        if not chunks:
+        size = settings.RENEWAL_BATCH_SIZE
+        parts = [(kind, part) for kind, ids in kinds.items() for part in chunks(ids, size)]
+        if not parts:
             continue
         now = timezone.now()
         with transaction.atomic():
@@ -81,11 +81,11 @@ def start_sweep(
                 as_of=moment,
                 started_at=now,
                 progress_at=now,
-                batches_total=len(chunks),
+                batches_total=len(parts),
                 due=len(kinds[WorkKind.CHARGES]),
             )
             batches = RenewalBatch.objects.bulk_create(
-                RenewalBatch(run=run, kind=kind, ids=ids, sent_at=now) for kind, ids in chunks
+                RenewalBatch(run=run, kind=kind, ids=ids, sent_at=now) for kind, ids in parts
             )
         work += batches
     return work
@@ -143,12 +143,6 @@ def remindable() -> Q:
         subscription=OuterRef("pk"), status=ItemStatus.AWAITING_REINSTATE
     )
     return Q(status=S.ACTIVE) | Q(Exists(awaiting), status=S.DEACTIVATED, sm_version=SMVersion.V1)
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    size = settings.RENEWAL_BATCH_SIZE
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 @dataclass
@@ -289,7 +283,7 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     gateway = get_gateway()
     sent: deque[tuple[list[renewal_sql.Claim], Answers]] = deque()
     special: list[int] = []
-    for part in _parts(ids):
+    for part in chunks(ids, settings.RENEWAL_CLAIM_CHUNK):
         claims, others = renewal_sql.claim(part, as_of=as_of)
         special += others
         if claims:
@@ -336,12 +330,6 @@ def _record(
         counts[COUNTED_AS[renewal]] += 1
         if renewal == R.ERROR:
             outcome.retry_ids.append(claim.sub.pk)
-
-
-def _parts(ids: list[int]) -> Iterator[list[int]]:
-    size = settings.RENEWAL_CLAIM_CHUNK
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def renew_each(ids: list[int], *, as_of: datetime) -> BatchOutcome:

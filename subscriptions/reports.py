@@ -201,6 +201,11 @@ def revenue(f: Filters) -> list[MonthRow]:
     found: dict[tuple[date, str], Decimal] = defaultdict(lambda: ZERO)
     for _, day, category, _, amount in _read(f, [M.REVENUE], **_month_range(f)):
         found[(day.replace(day=1), category)] += amount
+    return revenue_rows(f, found)
+
+
+def revenue_rows(f: Filters, found: dict[tuple[date, str], Decimal]) -> list[MonthRow]:
+    """The Revenue table from what was billed per (month, category)."""
     out = []
     for month in f.months:
         none = quantize(ZERO, f.currency)
@@ -226,6 +231,17 @@ def money_back(f: Filters) -> list[MonthRow]:
         count, total = into[day.replace(day=1)]
         into[day.replace(day=1)] = (count + n, total + quantize(amount, f.currency))
     billed = {row.month: row.values["Total"] for row in revenue(replace(f, product=None))}
+    return money_back_rows(f, refunded, charged_back, billed)
+
+
+MonthCount = dict[date, tuple[int, Decimal]]  # month -> (how many, how much)
+
+
+def money_back_rows(
+    f: Filters, refunded: MonthCount, charged_back: MonthCount, billed: dict[date, Decimal]
+) -> list[MonthRow]:
+    """The refunds and chargebacks table, net of what was billed per month."""
+    none = quantize(ZERO, f.currency)
     out = []
     for month in f.months:
         n_refunds, refunds = refunded.get(month, (0, none))
@@ -262,6 +278,14 @@ def churn(f: Filters) -> list[MonthRow]:
             active += sign * n
         else:
             (started_in if sign > 0 else ended_in)[day.replace(day=1)] += n
+    return churn_rows(f, active, started_in, ended_in)
+
+
+def churn_rows(
+    f: Filters, active: int, started_in: dict[date, int], ended_in: dict[date, int]
+) -> list[MonthRow]:
+    """The Churn table from the subscriptions active before the first month
+    and those started and ended per month."""
     out = []
     for month in f.months:
         churned, started = ended_in.get(month, 0), started_in.get(month, 0)
@@ -290,6 +314,11 @@ def renewal_success(f: Filters) -> list[MonthRow]:
     found: dict[date, list[int]] = defaultdict(lambda: [0, 0])
     for metric, day, _, n, _ in _read(f, [M.RENEWAL_DUE, M.RENEWAL_PAID], **_month_range(f)):
         found[day.replace(day=1)][0 if metric == M.RENEWAL_DUE else 1] += n
+    return success_rows(f, found)
+
+
+def success_rows(f: Filters, found: dict[date, Any]) -> list[MonthRow]:
+    """The Renewal success table from (opened, paid) per month."""
     out = []
     for month in f.months:
         due, charged = found.get(month, (0, 0))

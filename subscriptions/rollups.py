@@ -23,7 +23,7 @@ functions (``subscriptions.reports``) only add rollup rows up.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from commerce.bulk import insert_rows, update_rows
+from commerce.bulk import chunks, insert_rows, update_rows
 from commerce.models import Client, Document, DocumentKind, Purchase, PurchaseItem
 
 from .models import (
@@ -219,21 +219,24 @@ def contributions(
 
 ADD = """
 INSERT INTO subscriptions_rollup (client_id, currency, product_id, metric, day, dim, n, amount)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+VALUES {rows}
 ON CONFLICT (client_id, currency, product_id, metric, day, dim) DO UPDATE
 SET n = subscriptions_rollup.n + excluded.n, amount = subscriptions_rollup.amount + excluded.amount
 """
+ROW = "(" + ", ".join(["%s"] * 8) + ")"
 
 
 def _add_figures(client_id: int, figures: Figures) -> None:
+    """Add the figures to the rollups: one upsert statement per 1,000 rows."""
     rows = [
         (client_id, c, p, m, day, dim, n, amount)
         for (c, p, m, day, dim), (n, amount) in figures.items()
         if n or amount
     ]
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.executemany(ADD, rows)
+    with connection.cursor() as cursor:
+        for part in chunks(rows, 1000):
+            sql = ADD.format(rows=", ".join([ROW] * len(part)))
+            cursor.execute(sql, [value for row in part for value in row])
 
 
 def _add_customers(client_id: int, customers: Customers, figures: Figures) -> None:
@@ -371,11 +374,6 @@ def refresh_all() -> list[int]:
 CHUNK = 5000
 
 
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start : start + CHUNK]
-
-
 def rebuild(client_id: int) -> dict[str, int]:
     """Recompute one client's rollups from the raw tables, in one
     transaction: every subscription, purchase and credit note counted from
@@ -398,7 +396,7 @@ def rebuild(client_id: int) -> dict[str, int]:
                 rows_of.filter(client_id=client_id).order_by("pk").values_list("pk", flat=True)
             )
             counts["Credit note" if kind == K.DOCUMENT else kind.label] = len(ids)
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids, CHUNK):
                 customers: Customers = {}
                 count_sources(client_id, {kind: set(chunk)}, figures, customers)
                 _add_customers(client_id, customers, figures)

@@ -17,14 +17,17 @@ from commerce.models import Document, DocumentKind, Purchase, PurchaseItem
 from commerce.money import quantize
 from subscriptions.models import ItemStatus, Subscription, SubscriptionItem, SubscriptionStatus
 from subscriptions.reports import (
-    CATEGORIES,
     Filters,
     MonthRow,
     Mrr,
     Overview,
     Tally,
     Upcoming,
+    churn_rows,
+    money_back_rows,
     monthly_factor,
+    revenue_rows,
+    success_rows,
 )
 
 S, IS = SubscriptionStatus, ItemStatus
@@ -155,13 +158,7 @@ def revenue(f: Filters) -> list[MonthRow]:
     for row in rows:
         amount = quantize(Decimal(row["amount"] or 0), f.currency)  # SQLite drops the scale
         found[(_month_key(row["month"]), row["category"])] = amount
-    out = []
-    for month in f.months:
-        none = quantize(ZERO, f.currency)
-        values = {label: found.get((month, cat), none) for cat, label in CATEGORIES}
-        values["Total"] = sum(values.values(), none)
-        out.append(MonthRow(month, values))
-    return out
+    return revenue_rows(f, found)
 
 
 def money_back(f: Filters) -> list[MonthRow]:
@@ -190,7 +187,6 @@ def money_back(f: Filters) -> list[MonthRow]:
         .values("month")
         .annotate(n=Count("id"), amount=Sum("total"))
     )
-    none = quantize(ZERO, f.currency)
     refunded = {
         _month_key(r["month"]): (r["n"], quantize(Decimal(r["amount"] or 0), f.currency))
         for r in notes
@@ -200,23 +196,7 @@ def money_back(f: Filters) -> list[MonthRow]:
         for r in backs
     }
     billed = {row.month: row.values["Total"] for row in revenue(replace(f, product=None))}
-    out = []
-    for month in f.months:
-        n_refunds, refunds = refunded.get(month, (0, none))
-        n_backs, backed = charged_back.get(month, (0, none))
-        out.append(
-            MonthRow(
-                month,
-                {
-                    "Refunds": n_refunds,
-                    "Refunded": refunds,
-                    "Chargebacks": n_backs,
-                    "Charged back": backed,
-                    "Net revenue": billed.get(month, none) - refunds - backed,
-                },
-            )
-        )
-    return out
+    return money_back_rows(f, refunded, charged_back, billed)
 
 
 # --- churn -----------------------------------------------------------------------------
@@ -239,24 +219,7 @@ def churn(f: Filters) -> list[MonthRow]:
     )
     ended_in = _counts_by_month(ended.filter(end_date__gte=lo, end_date__lt=hi), "end_date")
     active = before["started"] - before["ended"]
-    out = []
-    for month in f.months:
-        churned, started = ended_in.get(month, 0), started_in.get(month, 0)
-        exposed = active + started
-        rate = (Decimal(churned) * 100 / exposed).quantize(Decimal("0.01")) if exposed else None
-        out.append(
-            MonthRow(
-                month,
-                {
-                    "Active at start": active,
-                    "Started": started,
-                    "Churned": churned,
-                    "Churn %": rate,
-                },
-            )
-        )
-        active += started - churned
-    return out
+    return churn_rows(f, active, started_in, ended_in)
 
 
 def _counts_by_month(qs: Any, column: str) -> dict[date, int]:
@@ -286,12 +249,7 @@ def renewal_success(f: Filters) -> list[MonthRow]:
         .annotate(due=Count("id"), charged=Count("id", filter=Q(paid_at__isnull=False)))
     )
     found = {_month_key(r["month"]): (r["due"], r["charged"]) for r in rows}
-    out = []
-    for month in f.months:
-        due, charged = found.get(month, (0, 0))
-        rate = (Decimal(charged) * 100 / due).quantize(Decimal("0.01")) if due else None
-        out.append(MonthRow(month, {"Due": due, "Charged": charged, "Success %": rate}))
-    return out
+    return success_rows(f, found)
 
 
 def upcoming(f: Filters, *, now: datetime | None = None) -> Upcoming:
