@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
@@ -224,14 +224,18 @@ def insert_dicts(model: type[Model], rows: Sequence[Row]) -> None:
     fields: list[Any] = [model._meta.get_field(name) for name in rows[0]]
     convert = [_prepare(f, conn) for f in fields]
     names = list(rows[0])
+    read = itemgetter(*names)
+    prepared = [
+        (i, name, prepare)
+        for i, (name, prepare) in enumerate(zip(names, convert, strict=True))
+        if prepare is not None
+    ]
     with _copy(conn, model, fields) as copy:
         for row in rows:
-            copy.write_row(
-                [
-                    row[name] if prepare is None else prepare(row[name])
-                    for name, prepare in zip(names, convert, strict=True)
-                ]
-            )
+            values = list(read(row)) if len(names) > 1 else [row[names[0]]]
+            for i, name, prepare in prepared:
+                values[i] = prepare(row[name])
+            copy.write_row(values)
 
 
 @contextmanager
@@ -276,10 +280,35 @@ def _copy_rows(conn: Any, objs: Sequence[Model], *, auto_pk: bool, returning_ids
                     obj._state.adding = False
             else:
                 fields = [f for f in fields if not f.primary_key]
-    values = [_copy_value(f, conn) for f in fields]
+    row_of = _row_reader(fields, conn)
     with _copy(conn, type(objs[0]), fields) as copy:
         for obj in objs:
-            copy.write_row([value(obj) for value in values])
+            copy.write_row(row_of(obj))
+
+
+def _row_reader(fields: list[Any], conn: Any) -> Callable[[Model], Sequence[Any]]:
+    """An object's values for the columns, as COPY takes them: the attributes
+    read in one ``attrgetter`` call, then the few columns that need
+    preparing (``_copy_value``) replaced."""
+    read = attrgetter(*(f.attname for f in fields))
+    single = len(fields) == 1
+    prepared = [
+        (i, _copy_value(f, conn))
+        for i, f in enumerate(fields)
+        if getattr(f, "auto_now", False)
+        or getattr(f, "auto_now_add", False)
+        or _prepare(f, conn) is not None
+    ]
+    if not prepared and not single:
+        return read  # type: ignore[no-any-return]
+
+    def row(obj: Model) -> list[Any]:
+        values = [read(obj)] if single else list(read(obj))
+        for i, value in prepared:
+            values[i] = value(obj)
+        return values
+
+    return row
 
 
 # Columns whose Python value psycopg writes as it is (Django's preparation

@@ -343,8 +343,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Subscriptions per renewal batch (one task).
 RENEWAL_BATCH_SIZE = int(os.environ.get("RENEWAL_BATCH_SIZE", "1000"))
-# A batch's plain renewals are claimed this many at a time, each part's charges
-# sent as soon as it is claimed (the gateway's latency passes meanwhile).
+# A batch's plain renewals are claimed this many first, then twice as many each
+# part, each part's charges sent as soon as it is claimed (the gateway's latency
+# passes meanwhile).
 RENEWAL_CLAIM_CHUNK = int(os.environ.get("RENEWAL_CLAIM_CHUNK", "150"))
 # PostgreSQL: plain renewals claimed and recorded in set-based SQL (subscriptions.renewal_sql).
 RENEWAL_SET_BASED = os.environ.get("RENEWAL_SET_BASED", "true").lower() != "false"

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
+from django.db.models import Model
 
 from commerce.bulk import attach, binary_cursor, guarded_update, insert_rows, load, update_rows
 from commerce.gateway import ChargeRequest, ChargeResult
@@ -39,13 +40,7 @@ from customers.models import Customer, PaymentMethod
 from . import services
 from .models import Subscription, SubscriptionItem, SubscriptionStatus
 
-# The subscriptions (of those given) whose next interval already has a
-# renewal purchase: an index lookup each (one_renewal_purchase_per_interval).
-OPENED = """
-SELECT p.subscription_id FROM unnest(%b::bigint[], %b::integer[]) AS v(sub, next)
-JOIN commerce_purchase p
-  ON p.subscription_id = v.sub AND p.interval_no = v.next AND p.category = 'renewal'
-"""
+M = TypeVar("M", bound=Model)
 
 # What recording a paid renewal writes of the purchase.
 PURCHASE_FIELDS = ["status", "paid_at", "gateway_reference", "charge_attempts"]
@@ -73,7 +68,18 @@ class Claim:
         )
 
 
-def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
+@dataclass
+class Known:
+    """Clients and products already read by an earlier part of the same
+    batch (one client's, so mostly the same few rows)."""
+
+    clients: dict[int, Client] = field(default_factory=dict)
+    products: dict[int, Product] = field(default_factory=dict)
+
+
+def claim(
+    ids: list[int], *, as_of: datetime, known: Known | None = None
+) -> tuple[list[Claim], list[int]]:
     """Claim the still-due subscriptions among ``ids``: returns the plain
     ones, each with its new pending purchase, and the ids of the others
     (for the per-row services). Commits before returning, so that the
@@ -87,14 +93,11 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        subs = _lock_due(ids, as_of)
+        known = known or Known()
+        subs, opened = _lock_due(ids, as_of, known)
         if not subs:
             return [], []
-        items = items_by_subscription(subs)
-        # A purchase for the next interval already exists (a crash after a
-        # claim, a retry after a decline): the per-row services take it on.
-        next_intervals = [[s.pk for s in subs], [s.last_interval_no + 1 for s in subs]]
-        opened = {row[0] for row in _fetch(OPENED, next_intervals)}
+        items = items_by_subscription(subs, known)
         plain: list[Subscription] = []
         special: list[int] = []
         for sub in subs:
@@ -114,13 +117,18 @@ def claim(ids: list[int], *, as_of: datetime) -> tuple[list[Claim], list[int]]:
 
 
 # The subscription (all columns), what a renewal needs of its customer and
-# payment method, locked unless another worker holds it.
+# payment method, locked unless another worker holds it; and whether its next
+# interval already has a renewal purchase (a crash after a claim, a retry
+# after a decline: the per-row services take it on), an index lookup each
+# (one_renewal_purchase_per_interval).
 _SUB = [f.attname for f in Subscription._meta.concrete_fields]
 _CUSTOMER = ["id", "email"]
 _METHOD = ["id", "kind", "token", "expiry_month", "expiry_year"]
 LOCK_DUE = f"""
 SELECT {", ".join(f"s.{f.column}" for f in Subscription._meta.concrete_fields)},
-       c.email, pm.kind, pm.token, pm.expiry_month, pm.expiry_year
+       c.email, pm.kind, pm.token, pm.expiry_month, pm.expiry_year,
+       EXISTS (SELECT FROM commerce_purchase p WHERE p.subscription_id = s.id
+               AND p.interval_no = s.last_interval_no + 1 AND p.category = 'renewal') AS opened
 FROM subscriptions_subscription s
 JOIN customers_customer c ON c.id = s.customer_id
 JOIN customers_paymentmethod pm ON pm.id = s.payment_method_id
@@ -144,24 +152,37 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
-def _lock_due(ids: list[int], as_of: datetime) -> list[Subscription]:
+def _lock_due(ids: list[int], as_of: datetime, known: Known) -> tuple[list[Subscription], set[int]]:
     """The still-due subscriptions among ``ids``, locked, as model instances
-    with their client, customer and payment method (one statement)."""
+    with their client, customer and payment method, and the ids of those
+    whose next interval already has a renewal purchase (one statement)."""
     db, n = connection.alias, len(_SUB)
     rows = _fetch(LOCK_DUE, [ids, SubscriptionStatus.ACTIVE.value, as_of])
-    clients = Client.objects.in_bulk({row[_SUB.index("client_id")] for row in rows})
-    subs = []
+    clients = _read(Client, {row[_SUB.index("client_id")] for row in rows}, known.clients)
+    subs, opened = [], set()
     for row in rows:
         sub = load(Subscription, _SUB, row[:n], db)
         attach(sub, "client", clients[sub.client_id])
         attach(sub, "customer", load(Customer, _CUSTOMER, (sub.customer_id, row[n]), db))
-        method = (sub.payment_method_id, *row[n + 1 :])
+        method = (sub.payment_method_id, *row[n + 1 : -1])
         attach(sub, "payment_method", load(PaymentMethod, _METHOD, method, db))
         subs.append(sub)
-    return subs
+        if row[-1]:
+            opened.add(sub.pk)
+    return subs, opened
 
 
-def items_by_subscription(subs: list[Subscription]) -> dict[int, list[SubscriptionItem]]:
+def _read(model: type[M], ids: set[int], known: dict[int, M]) -> dict[int, M]:
+    """The rows of ``ids`` not in ``known`` read in one query and added to it."""
+    missing = ids - known.keys()
+    if missing:
+        known.update(model._default_manager.in_bulk(missing))
+    return known
+
+
+def items_by_subscription(
+    subs: list[Subscription], known: Known | None = None
+) -> dict[int, list[SubscriptionItem]]:
     """The items of each subscription, with their products (read once each)."""
     grouped: dict[int, list[SubscriptionItem]] = {sub.pk: [] for sub in subs}
     db, ids = connection.alias, [s.pk for s in subs]
@@ -173,7 +194,7 @@ def items_by_subscription(subs: list[Subscription]) -> dict[int, list[Subscripti
                 "subscription_id", "running_no"
             )
         )
-    products = Product.objects.in_bulk({item.product_id for item in items})
+    products = _read(Product, {item.product_id for item in items}, (known or Known()).products)
     for item in items:
         attach(item, "product", products[item.product_id])
         grouped[item.subscription_id].append(item)
@@ -237,7 +258,7 @@ def record_paid(paid: list[tuple[Claim, ChargeResult]], *, at: datetime) -> Reco
         for claim, _ in out.stale:
             _restore_purchase(claim.purchase, before[claim.purchase.pk])
         update_rows([c.purchase for c, _ in out.stale], PURCHASE_FIELDS)
-    update_rows([i for c in recorded for i in c.items], services.ITEM_FIELDS)
+    update_rows([i for c in recorded for i in c.items], services.billing.PAID_RENEWAL_ITEM_FIELDS)
     services.write([written[c.sub.pk] for c in recorded])
     out.charged = len(recorded)
     return out

@@ -17,6 +17,7 @@ safe to run twice and concurrently. The rules are the lifecycle services'
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -272,7 +273,7 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     """Renew the due subscriptions among ``ids``. Counts by outcome:
     ``charged``, ``declined``, ``error``, ``skipped``, ``dunning``.
 
-    Set-based, the batch is claimed in parts of ``RENEWAL_CLAIM_CHUNK``, each
+    Set-based, the batch is claimed in parts (``growing_parts``), each
     part's charges sent as soon as it is claimed (``send_many``), so the
     gateway's latency passes while the next parts are claimed and the
     batch's other subscriptions are renewed one by one; then the answers are
@@ -283,8 +284,9 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
     gateway = get_gateway()
     sent: deque[tuple[list[renewal_sql.Claim], Answers]] = deque()
     special: list[int] = []
-    for part in chunks(ids, settings.RENEWAL_CLAIM_CHUNK):
-        claims, others = renewal_sql.claim(part, as_of=as_of)
+    known = renewal_sql.Known()
+    for part in growing_parts(ids, settings.RENEWAL_CLAIM_CHUNK):
+        claims, others = renewal_sql.claim(part, as_of=as_of, known=known)
         special += others
         if claims:
             sent.append((claims, gateway.send_many([c.request for c in claims])))
@@ -296,11 +298,24 @@ def charge_batch(ids: list[int], *, as_of: datetime) -> BatchOutcome:
         group = [sent.popleft()]
         while sent and sent[0][1].ready():
             group.append(sent.popleft())
-        answered = [
-            pair for claims, answers in group for pair in zip(claims, answers(), strict=True)
-        ]
+        # Whatever collecting writes (the test gateway's ledger) commits once
+        # for the group, before the recording.
+        with transaction.atomic():
+            answered = [
+                pair for claims, answers in group for pair in zip(claims, answers(), strict=True)
+            ]
         _record(answered, as_of, outcome)
     return outcome
+
+
+def growing_parts(ids: list[int], first: int) -> Iterator[list[int]]:
+    """``ids`` in parts of ``first``, then twice as many each time: the first
+    charges leave early, and each later part is claimed while the earlier
+    ones are on the network (fewer claims per batch than equal parts)."""
+    start, size = 0, max(first, 1)
+    while start < len(ids):
+        yield ids[start : start + size]
+        start, size = start + size, size * 2
 
 
 def _record(

@@ -318,6 +318,9 @@ PAID_RENEWAL_FIELDS = [
     "end_date",
     "row_version",
 ]
+# The item columns it may change: the interval count of the charged items,
+# and in SM 1.0 the move of confirm-every-interval items to AwaitingReinstate.
+PAID_RENEWAL_ITEM_FIELDS = ["last_interval_no", "status", "deactivation_date"]
 
 
 def paid_renewal(
