@@ -9,11 +9,10 @@ a subscription started on 31 January bills on 28/29 February and again on
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
-
-from dateutil.relativedelta import relativedelta
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,20 @@ def interval_start(
     steps = interval_no - anchor_interval_no
     initial_steps = 1 if anchor_interval_no == 1 and steps > 0 else 0
     recurring_steps = steps - initial_steps
-    return anchor + relativedelta(
+    return add_months_days(
+        anchor,
         months=initial.months * initial_steps + recurring.months * recurring_steps,
         days=initial.days * initial_steps + recurring.days * recurring_steps,
     )
+
+
+def add_months_days(moment: datetime, *, months: int, days: int) -> datetime:
+    """``moment + relativedelta(months=months, days=days)`` (months >= 0),
+    a few times faster: the months first, the day clamped to the last day of
+    the month reached (31 January + 1 month = 28/29 February), then the days.
+    ``tests/subscriptions/test_dates.py`` holds the two equal."""
+    years, month0 = divmod(moment.month - 1 + months, 12)
+    year, month = moment.year + years, month0 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    moved = moment.replace(year=year, month=month, day=day)
+    return moved + timedelta(days=days) if days else moved

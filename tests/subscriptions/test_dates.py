@@ -1,8 +1,11 @@
 from datetime import UTC, datetime
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given
+from hypothesis import strategies as st
 
-from subscriptions.dates import Interval, interval_start
+from subscriptions.dates import Interval, add_months_days, interval_start
 
 MONTH = Interval(1, 0)
 
@@ -56,3 +59,18 @@ def test_yearly_from_29_february_falls_on_28_february():
 def test_an_empty_interval_is_refused():
     with pytest.raises(ValueError):
         Interval(0, 0)
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2200, 12, 31), timezones=st.just(UTC)
+    ),
+    months=st.integers(0, 1200),
+    days=st.integers(0, 1000),
+)
+def test_month_and_day_arithmetic_is_relativedeltas(moment, months, days):
+    """The billing-date arithmetic gives what ``relativedelta`` gives (month
+    ends clamped, leap days, the days after the months)."""
+    assert add_months_days(moment, months=months, days=days) == moment + relativedelta(
+        months=months, days=days
+    )
