@@ -143,16 +143,22 @@ def overview(f: Filters) -> Overview:
 def mrr(f: Filters) -> Mrr:
     """Billed per interval length by Active items of active subscriptions
     (rollups), normalised to a month."""
-    exact, intervals = ZERO, []
     found = sorted((_interval(dim), amount) for _, _, dim, n, amount in _read(f, [M.MRR]) if n)
-    for (months, days), amount in found:
-        billed = quantize(Decimal(amount), f.currency)
-        monthly = billed * monthly_factor(months, days)
+    return mrr_of(found, f.currency)
+
+
+def mrr_of(billed: list[tuple[tuple[int, int], Any]], currency: str) -> Mrr:
+    """MRR and ARR from what is billed per interval length ((months, days),
+    amount), in interval order: each normalised to a month."""
+    exact, intervals = ZERO, []
+    for (months, days), amount in billed:
+        billed_amount = quantize(Decimal(amount), currency)
+        monthly = billed_amount * monthly_factor(months, days)
         exact += monthly
-        intervals.append((months, days, billed, quantize(monthly, f.currency)))
+        intervals.append((months, days, billed_amount, quantize(monthly, currency)))
     return Mrr(
-        mrr=quantize(exact, f.currency),
-        arr=quantize(exact * 12, f.currency),
+        mrr=quantize(exact, currency),
+        arr=quantize(exact * 12, currency),
         by_interval=intervals,
     )
 

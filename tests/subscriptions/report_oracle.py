@@ -26,6 +26,7 @@ from subscriptions.reports import (
     churn_rows,
     money_back_rows,
     monthly_factor,
+    mrr_of,
     revenue_rows,
     success_rows,
 )
@@ -93,18 +94,14 @@ def mrr(f: Filters) -> Mrr:
         .annotate(billed=Sum(LINE))
         .order_by("subscription__interval_months", "subscription__interval_days")
     )
-    exact, intervals = ZERO, []
-    for row in per_interval:
-        months, days = row["subscription__interval_months"], row["subscription__interval_days"]
-        billed = quantize(Decimal(row["billed"] or 0), f.currency)
-        monthly = billed * monthly_factor(months, days)
-        exact += monthly
-        intervals.append((months, days, billed, quantize(monthly, f.currency)))
-    return Mrr(
-        mrr=quantize(exact, f.currency),
-        arr=quantize(exact * 12, f.currency),
-        by_interval=intervals,
-    )
+    billed = [
+        (
+            (row["subscription__interval_months"], row["subscription__interval_days"]),
+            row["billed"] or 0,
+        )
+        for row in per_interval
+    ]
+    return mrr_of(billed, f.currency)
 
 
 def mrr_by_product(f: Filters) -> list[tuple[str, Decimal]]:
