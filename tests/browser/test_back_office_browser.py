@@ -108,3 +108,20 @@ def test_checkout_with_the_box_unticked_creates_a_manual_subscription(shoot, pag
     assert "manual renewal" in page.inner_text("main")
     sub = Subscription.objects.get(customer__email="gus@example.com")
     assert (sub.status, sub.renewal_type) == ("Active", "Manual")
+
+
+def test_staff_page_through_the_subscriptions_with_next_and_previous(page, sm2, monthly):
+    subs = [sign_up(sm2, monthly, email=f"p{n}@example.com").subscriptions[0] for n in range(27)]
+    newest_first = sorted((s.pk for s in subs), reverse=True)
+    sign_in(page, sm2, "viewer")
+    page.goto("/subscriptions/")
+    first_rows = page.locator("#subscription-results tbody tr").all_inner_texts()
+    assert first_rows[0].startswith(f"S{newest_first[0]}") and len(first_rows) == 25
+    swap(page, "#subscription-results", lambda: page.click("text=Next ›"))
+    page.wait_for_selector("#subscription-results .pagination >> text=Page 2")
+    rows = page.locator("#subscription-results tbody tr").all_inner_texts()
+    assert [r.split()[0] for r in rows] == [f"S{pk}" for pk in newest_first[25:]]
+    assert f"after={newest_first[24]}" in page.url  # the address says where it continues
+    swap(page, "#subscription-results", lambda: page.click("text=‹ Previous"))
+    page.wait_for_selector("#subscription-results .pagination >> text=Page 1")
+    assert page.locator("#subscription-results tbody tr").all_inner_texts() == first_rows
