@@ -108,7 +108,8 @@ class RenewalOutcome(enum.StrEnum):
 @dataclass
 class ChargeOutcome:
     """``status`` is the API's TransactionStatus. ``recorded`` is False when
-    another attempt had already recorded this charge."""
+    another attempt had already recorded this charge, or (``only_if_due``)
+    when nothing was due any more."""
 
     status: TransactionStatus
     subscription: Subscription
@@ -238,12 +239,18 @@ def charge_next_interval(
     dates: NextDates,
     on_decline: OnDecline,
     generate_mail: bool = True,
+    only_if_due: bool = False,
 ) -> ChargeOutcome:
-    """Charge the subscription's next interval once (see the module doc)."""
+    """Charge the subscription's next interval once (see the module doc).
+    ``only_if_due`` (the schedule): only if, under the lock, it is still
+    Active and due at ``at`` — another worker may have renewed it (or staff
+    changed it) since the caller looked, and its next interval is not due."""
     at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
+        if only_if_due and not _due(locked.sub, at):
+            return ChargeOutcome(T.SUCCESS, locked.sub, None, "Not due.", recorded=False)
         purchase = open_renewal_purchase(locked, at=at)
         if purchase.status == Purchase.Status.PAID:
             return ChargeOutcome(T.SUCCESS, locked.sub, purchase, "Already charged.")
@@ -478,7 +485,7 @@ def renew_due(*, subscription: Subscription, at: datetime | None = None) -> Rene
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
-        if sub.status != S.ACTIVE or sub.next_billing_date > at:
+        if not _due(sub, at):
             return RenewalOutcome.SKIPPED  # HandledByClient, not due, or already handled
         if _finish_completed_items(locked, at=at) and sub.status == S.FINISHED:
             return RenewalOutcome.FINISHED
@@ -502,14 +509,23 @@ def renew_due(*, subscription: Subscription, at: datetime | None = None) -> Rene
                 email_kind=EmailKind.INVITATION,
             )
             return RenewalOutcome.MANUAL
+    # Outside the lock while the gateway answers: checked again under it.
     outcome = charge_next_interval(
         subscription=sub,
         actor=SYSTEM,
         at=at,
         dates=NextDates.SCHEDULE,
         on_decline=OnDecline.DUNNING,
+        only_if_due=True,
     )
+    if not outcome.recorded:
+        return RenewalOutcome.SKIPPED  # renewed (or changed) by another meanwhile
     return RENEWAL_OUTCOME[outcome.status]
+
+
+def _due(sub: Subscription, at: datetime) -> bool:
+    """Whether the schedule renews ``sub`` at ``at``: Active and its billing date come."""
+    return sub.status == S.ACTIVE and sub.next_billing_date <= at
 
 
 RENEWAL_OUTCOME = {

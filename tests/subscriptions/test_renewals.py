@@ -70,6 +70,33 @@ def test_running_the_renewal_twice_charges_once(vendor, plan):
     assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 1
 
 
+def test_renewed_by_another_worker_after_the_due_check_is_not_charged_again(
+    vendor, plan, monkeypatch
+):
+    """Two workers with the same due subscription (two sweeps at once): one
+    checks it is due, the other renews it before the first charges. The first
+    must not go on to charge the next interval a month early."""
+    from subscriptions.services import billing
+
+    sub = subscribe(vendor, plan)
+    charge, others = billing.charge_next_interval, []
+
+    def the_other_worker_first(**kwargs):
+        if not others:  # the other worker, in between, once
+            others.append("started")
+            others.append(services.renew_due(subscription=fresh(sub), at=FEB28))
+        return charge(**kwargs)
+
+    monkeypatch.setattr(billing, "charge_next_interval", the_other_worker_first)
+    assert services.renew_due(subscription=sub, at=FEB28) == "skipped"
+    assert others == ["started", "charged"]
+    monkeypatch.undo()
+    sub = fresh(sub)
+    assert sub.last_interval_no == 2 and sub.next_billing_date > FEB28
+    assert [p.interval_no for p in renewals(sub)] == [2]
+    assert GatewayCharge.objects.filter(idempotency_key__startswith="renewal:").count() == 1
+
+
 def test_crash_after_the_charge_is_finished_by_the_retry_without_a_second_charge(
     vendor, plan, monkeypatch
 ):
