@@ -33,6 +33,7 @@ from commerce.models import Client, Purchase, SMVersion
 from customers.models import CustomerEmail
 
 from . import renewal_sql, services
+from .errors import ConcurrentChange
 from .models import (
     ItemStatus,
     RenewalBatch,
@@ -432,8 +433,11 @@ def dunning_batch(ids: list[int], *, as_of: datetime) -> Counter[str]:
     attempts = _renewal_attempts(subs)
     for sub in subs:
         if _retry_due(sub, attempts.get(sub.pk), as_of):
-            outcome = services.pay_overdue(subscription=sub, actor=services.SYSTEM, at=as_of)
-            if outcome.status == T.SUCCESS:
+            try:
+                outcome = services.pay_overdue(subscription=sub, actor=services.SYSTEM, at=as_of)
+            except ConcurrentChange:
+                continue  # paid or changed meanwhile (another sweep, staff, the customer)
+            if outcome.status == T.SUCCESS and outcome.recorded:
                 counts["charged"] += 1
                 continue
         if services.advance_dunning(subscription=sub, at=as_of):

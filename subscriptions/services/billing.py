@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -45,7 +46,7 @@ from commerce.models import (
 from commerce.money import split_vat
 from customers.models import CustomerEmail, PaymentMethod
 
-from ..errors import NotFound, RefundDeclined, TransitionNotAllowed
+from ..errors import ConcurrentChange, NotFound, RefundDeclined, TransitionNotAllowed
 from ..models import (
     EventCode,
     ItemStatus,
@@ -108,8 +109,7 @@ class RenewalOutcome(enum.StrEnum):
 @dataclass
 class ChargeOutcome:
     """``status`` is the API's TransactionStatus. ``recorded`` is False when
-    another attempt had already recorded this charge, or (``only_if_due``)
-    when nothing was due any more."""
+    another attempt had already recorded this charge."""
 
     status: TransactionStatus
     subscription: Subscription
@@ -239,18 +239,20 @@ def charge_next_interval(
     dates: NextDates,
     on_decline: OnDecline,
     generate_mail: bool = True,
-    only_if_due: bool = False,
+    still: Callable[[Subscription], str | None] | None = None,
 ) -> ChargeOutcome:
     """Charge the subscription's next interval once (see the module doc).
-    ``only_if_due`` (the schedule): only if, under the lock, it is still
-    Active and due at ``at`` — another worker may have renewed it (or staff
-    changed it) since the caller looked, and its next interval is not due."""
+    ``still``: what made the caller charge, checked again under this lock
+    (None: it holds; else why not). Between the caller's look and this lock
+    another worker or person may have renewed or changed the subscription —
+    its next interval is then not what the caller meant to charge: refused
+    with ``ConcurrentChange``, nothing charged."""
     at = now_or(at, subscription)
     with transaction.atomic():
         locked = lock(subscription)
         refuse_if_not_ours(locked.sub)
-        if only_if_due and not _due(locked.sub, at):
-            return ChargeOutcome(T.SUCCESS, locked.sub, None, "Not due.", recorded=False)
+        if still is not None and (reason := still(locked.sub)) is not None:
+            raise ConcurrentChange(reason)
         purchase = open_renewal_purchase(locked, at=at)
         if purchase.status == Purchase.Status.PAID:
             return ChargeOutcome(T.SUCCESS, locked.sub, purchase, "Already charged.")
@@ -485,7 +487,7 @@ def renew_due(*, subscription: Subscription, at: datetime | None = None) -> Rene
     with transaction.atomic():
         locked = lock(subscription)
         sub = locked.sub
-        if not _due(sub, at):
+        if not_due(sub, at):
             return RenewalOutcome.SKIPPED  # HandledByClient, not due, or already handled
         if _finish_completed_items(locked, at=at) and sub.status == S.FINISHED:
             return RenewalOutcome.FINISHED
@@ -509,23 +511,29 @@ def renew_due(*, subscription: Subscription, at: datetime | None = None) -> Rene
                 email_kind=EmailKind.INVITATION,
             )
             return RenewalOutcome.MANUAL
-    # Outside the lock while the gateway answers: checked again under it.
-    outcome = charge_next_interval(
-        subscription=sub,
-        actor=SYSTEM,
-        at=at,
-        dates=NextDates.SCHEDULE,
-        on_decline=OnDecline.DUNNING,
-        only_if_due=True,
-    )
-    if not outcome.recorded:
+    try:
+        outcome = charge_next_interval(
+            subscription=sub,
+            actor=SYSTEM,
+            at=at,
+            dates=NextDates.SCHEDULE,
+            on_decline=OnDecline.DUNNING,
+            still=lambda again: not_due(again, at),
+        )
+    except ConcurrentChange:
         return RenewalOutcome.SKIPPED  # renewed (or changed) by another meanwhile
+    if not outcome.recorded:
+        return RenewalOutcome.SKIPPED  # the same charge, recorded by another attempt
     return RENEWAL_OUTCOME[outcome.status]
 
 
-def _due(sub: Subscription, at: datetime) -> bool:
-    """Whether the schedule renews ``sub`` at ``at``: Active and its billing date come."""
-    return sub.status == S.ACTIVE and sub.next_billing_date <= at
+def not_due(sub: Subscription, at: datetime) -> str | None:
+    """Why the schedule does not renew ``sub`` at ``at`` (None: Active and due)."""
+    if sub.status != S.ACTIVE:
+        return f"Subscription {sub.display_id} is {sub.status} now; nothing was charged."
+    if sub.next_billing_date > at:
+        return f"Subscription {sub.display_id} is not due any more; nothing was charged."
+    return None
 
 
 RENEWAL_OUTCOME = {
@@ -645,11 +653,8 @@ def pay_overdue(
 ) -> ChargeOutcome:
     """Late payment in Grace or Hold: back to Active, and the next billing
     date becomes payment date + interval (docs/lifecycle.md)."""
-    if subscription.status not in (S.GRACE, S.HOLD):
-        raise TransitionNotAllowed(
-            f"Only a subscription in Grace or Hold has an overdue payment "
-            f"(this one is {subscription.status})."
-        )
+    if reason := _not_overdue(subscription):
+        raise TransitionNotAllowed(reason)
     return charge_next_interval(
         subscription=subscription,
         actor=actor,
@@ -657,6 +662,15 @@ def pay_overdue(
         dates=NextDates.FROM_PAYMENT,
         on_decline=OnDecline.NOTHING,
         generate_mail=generate_mail,
+        still=_not_overdue,  # paid meanwhile (two clicks, a retry): not the next interval
+    )
+
+
+def _not_overdue(sub: Subscription) -> str | None:
+    if sub.status in (S.GRACE, S.HOLD):
+        return None
+    return (
+        f"Only a subscription in Grace or Hold has an overdue payment (this one is {sub.status})."
     )
 
 

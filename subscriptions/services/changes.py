@@ -10,7 +10,7 @@ from django.db import transaction
 from commerce.models import SMVersion
 from customers.models import CustomerEmail
 
-from ..errors import InvalidInput, NotFound, TransitionNotAllowed
+from ..errors import ConcurrentChange, InvalidInput, NotFound, TransitionNotAllowed
 from ..models import (
     EventCode,
     ItemStatus,
@@ -19,7 +19,7 @@ from ..models import (
     SubscriptionStatus,
 )
 from ..notifications.types import NotificationType
-from .billing import NextDates, OnDecline, charge_next_interval
+from .billing import NextDates, OnDecline, charge_next_interval, not_due
 from .common import (
     Actor,
     Locked,
@@ -112,14 +112,18 @@ def reinstate_items(
         )
         overdue = locked.sub.status == S.ACTIVE and locked.sub.next_billing_date <= at
     if overdue:
-        charge_next_interval(
-            subscription=locked.sub,
-            actor=actor,
-            at=at,
-            dates=NextDates.FROM_PAYMENT,
-            on_decline=OnDecline.DUNNING,
-            generate_mail=generate_mail,
-        )
+        try:
+            charge_next_interval(
+                subscription=locked.sub,
+                actor=actor,
+                at=at,
+                dates=NextDates.FROM_PAYMENT,
+                on_decline=OnDecline.DUNNING,
+                generate_mail=generate_mail,
+                still=lambda again: not_due(again, at),
+            )
+        except ConcurrentChange:
+            pass  # the schedule renewed it meanwhile: charged once, by the sweep
         locked.sub.refresh_from_db()
     return locked.sub
 

@@ -180,6 +180,37 @@ def test_late_payment_reactivates_and_rebases_on_the_payment_date(vendor, plan, 
     assert history_codes(sub)[-1] == "renewed"
 
 
+def test_an_overdue_payment_made_twice_at_once_charges_once(vendor, plan, monkeypatch):
+    """Staff click Renew now while a dunning retry pays the same overdue
+    renewal: the second finds it paid under the lock and refuses, instead of
+    charging the next interval."""
+    from subscriptions.errors import ConcurrentChange
+    from subscriptions.services import billing
+
+    sub = subscribe(vendor, plan, number=CARD_DECLINES_AFTER_FIRST)
+    services.renew_due(subscription=sub, at=FEB28)
+    sub.payment_method.token = token_for_test_card("4242424242424242")
+    sub.payment_method.save()
+    paid_at = FEB28 + timedelta(days=2)
+    charge, others = billing.charge_next_interval, []
+
+    def the_retry_first(**kwargs):
+        if not others:  # the dunning retry, in between, once
+            others.append("started")
+            retried = services.pay_overdue(subscription=fresh(sub), actor=STAFF, at=paid_at)
+            others.append(retried.status)
+        return charge(**kwargs)
+
+    monkeypatch.setattr(billing, "charge_next_interval", the_retry_first)
+    with pytest.raises(ConcurrentChange, match="Grace or Hold"):
+        services.pay_overdue(subscription=fresh(sub), actor=STAFF, at=paid_at)
+    assert others == ["started", "Success"]
+    monkeypatch.undo()
+    sub = fresh(sub)
+    assert (sub.status, sub.last_interval_no) == ("Active", 2)
+    assert [(p.interval_no, p.status) for p in renewals(sub)] == [(2, "paid")]
+
+
 def test_transient_gateway_error_is_not_a_decline(vendor, plan):
     sub = subscribe(vendor, plan)
     sub.payment_method.token = token_for_test_card(CARD_TRANSIENT_ERROR)
@@ -259,6 +290,32 @@ def test_sm1_late_confirmation_bills_at_once_and_rebases_on_the_payment(sm1):
     assert sub.next_billing_date == datetime(2026, 4, 10, 8, tzinfo=UTC)
     assert (sub.status, item_statuses(sub)) == ("Deactivated", ["AwaitingReinstate"])
     assert history_codes(sub)[-2:] == ["reinstate", "renewed"]
+
+
+def test_a_late_confirmation_renewed_by_the_schedule_meanwhile_is_not_charged_again(
+    sm1, monkeypatch
+):
+    """The customer confirms (reinstate) a renewal that is past due; before the
+    confirmation charges it, a sweep renews the now Active subscription. It is
+    charged once: the confirmation's charge sees it is no longer due."""
+    from subscriptions.services import changes
+
+    sub = subscribe(
+        sm1, ProductFactory(client=sm1, renewal_mode="manual", is_one_time_rebilling=True)
+    )
+    confirmed = datetime(2026, 3, 10, 8, tzinfo=UTC)
+    charge, sweeps = changes.charge_next_interval, []
+
+    def the_sweep_first(**kwargs):
+        sweeps.append(services.renew_due(subscription=fresh(sub), at=confirmed))
+        return charge(**kwargs)
+
+    monkeypatch.setattr(changes, "charge_next_interval", the_sweep_first)
+    services.reinstate_items(subscription=sub, running_nos=[1], actor=STAFF, at=confirmed)
+    assert sweeps == ["charged"]
+    sub = fresh(sub)
+    assert sub.last_interval_no == 2
+    assert [(p.interval_no, p.status) for p in renewals(sub)] == [(2, "paid")]
 
 
 # --- SM 2.0 manual -----------------------------------------------------------------
