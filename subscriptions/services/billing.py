@@ -696,6 +696,7 @@ def renew_early(
             )
         if not locked.sub.payment_method.is_online:
             raise TransitionNotAllowed("Invoice subscriptions are renewed by Mark as paid.")
+        requested = locked.sub.last_interval_no + 1
         record(
             locked,
             actor=actor,
@@ -711,6 +712,12 @@ def renew_early(
         dates=dates,
         on_decline=OnDecline.NOTHING,
         generate_mail=generate_mail,
+        # Renewed meanwhile (the schedule, a second click): not one more interval.
+        still=lambda again: (
+            None
+            if again.last_interval_no + 1 == requested
+            else f"Subscription {again.display_id} was renewed meanwhile; nothing more was charged."
+        ),
     )
 
 

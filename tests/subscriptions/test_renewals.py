@@ -211,6 +211,31 @@ def test_an_overdue_payment_made_twice_at_once_charges_once(vendor, plan, monkey
     assert [(p.interval_no, p.status) for p in renewals(sub)] == [(2, "paid")]
 
 
+def test_renew_now_while_the_schedule_renews_charges_one_interval(vendor, plan, monkeypatch):
+    """Staff click Renew now on a due subscription as the sweep renews it: the
+    click asked for the interval the sweep has just charged, so it charges
+    nothing more (and says so) instead of a second interval."""
+    from subscriptions.errors import ConcurrentChange
+    from subscriptions.services import billing
+
+    sub = subscribe(vendor, plan)
+    charge, sweeps = billing.charge_next_interval, []
+
+    def the_sweep_first(**kwargs):
+        if not sweeps:
+            sweeps.append("started")
+            sweeps.append(services.renew_due(subscription=fresh(sub), at=FEB28))
+        return charge(**kwargs)
+
+    monkeypatch.setattr(billing, "charge_next_interval", the_sweep_first)
+    with pytest.raises(ConcurrentChange, match="renewed meanwhile"):
+        services.renew_early(subscription=fresh(sub), actor=STAFF, at=FEB28)
+    assert sweeps == ["started", "charged"]
+    monkeypatch.undo()
+    assert [(p.interval_no, p.status) for p in renewals(sub)] == [(2, "paid")]
+    assert fresh(sub).last_interval_no == 2
+
+
 def test_transient_gateway_error_is_not_a_decline(vendor, plan):
     sub = subscribe(vendor, plan)
     sub.payment_method.token = token_for_test_card(CARD_TRANSIENT_ERROR)
