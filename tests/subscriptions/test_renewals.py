@@ -34,6 +34,22 @@ def renewals(sub):
     return Purchase.objects.filter(subscription=sub, category="renewal")
 
 
+def first_in_between(monkeypatch, module, other):
+    """Run ``other`` (another worker, or person) once, at the worst moment:
+    after the caller decided to charge, before ``module.charge_next_interval``
+    takes its lock. Returns a list that holds what ``other`` returned."""
+    charge, ran = module.charge_next_interval, []
+
+    def patched(**kwargs):
+        if not ran:
+            ran.append(None)  # ``other``'s own charge goes straight through
+            ran[0] = other()
+        return charge(**kwargs)
+
+    monkeypatch.setattr(module, "charge_next_interval", patched)
+    return ran
+
+
 def test_renewal_charges_active_items_and_advances_from_the_anchor(vendor, plan):
     sub = subscribe(vendor, plan, quantity=3)
     assert services.renew_due(subscription=sub, at=FEB28) == "charged"
@@ -79,17 +95,11 @@ def test_renewed_by_another_worker_after_the_due_check_is_not_charged_again(
     from subscriptions.services import billing
 
     sub = subscribe(vendor, plan)
-    charge, others = billing.charge_next_interval, []
-
-    def the_other_worker_first(**kwargs):
-        if not others:  # the other worker, in between, once
-            others.append("started")
-            others.append(services.renew_due(subscription=fresh(sub), at=FEB28))
-        return charge(**kwargs)
-
-    monkeypatch.setattr(billing, "charge_next_interval", the_other_worker_first)
+    other = first_in_between(
+        monkeypatch, billing, lambda: services.renew_due(subscription=fresh(sub), at=FEB28)
+    )
     assert services.renew_due(subscription=sub, at=FEB28) == "skipped"
-    assert others == ["started", "charged"]
+    assert other == ["charged"]
     monkeypatch.undo()
     sub = fresh(sub)
     assert sub.last_interval_no == 2 and sub.next_billing_date > FEB28
@@ -192,19 +202,14 @@ def test_an_overdue_payment_made_twice_at_once_charges_once(vendor, plan, monkey
     sub.payment_method.token = token_for_test_card("4242424242424242")
     sub.payment_method.save()
     paid_at = FEB28 + timedelta(days=2)
-    charge, others = billing.charge_next_interval, []
-
-    def the_retry_first(**kwargs):
-        if not others:  # the dunning retry, in between, once
-            others.append("started")
-            retried = services.pay_overdue(subscription=fresh(sub), actor=STAFF, at=paid_at)
-            others.append(retried.status)
-        return charge(**kwargs)
-
-    monkeypatch.setattr(billing, "charge_next_interval", the_retry_first)
+    retry = first_in_between(
+        monkeypatch,
+        billing,
+        lambda: services.pay_overdue(subscription=fresh(sub), actor=STAFF, at=paid_at).status,
+    )
     with pytest.raises(ConcurrentChange, match="Grace or Hold"):
         services.pay_overdue(subscription=fresh(sub), actor=STAFF, at=paid_at)
-    assert others == ["started", "Success"]
+    assert retry == ["Success"]
     monkeypatch.undo()
     sub = fresh(sub)
     assert (sub.status, sub.last_interval_no) == ("Active", 2)
@@ -219,18 +224,12 @@ def test_renew_now_while_the_schedule_renews_charges_one_interval(vendor, plan, 
     from subscriptions.services import billing
 
     sub = subscribe(vendor, plan)
-    charge, sweeps = billing.charge_next_interval, []
-
-    def the_sweep_first(**kwargs):
-        if not sweeps:
-            sweeps.append("started")
-            sweeps.append(services.renew_due(subscription=fresh(sub), at=FEB28))
-        return charge(**kwargs)
-
-    monkeypatch.setattr(billing, "charge_next_interval", the_sweep_first)
+    sweep = first_in_between(
+        monkeypatch, billing, lambda: services.renew_due(subscription=fresh(sub), at=FEB28)
+    )
     with pytest.raises(ConcurrentChange, match="renewed meanwhile"):
         services.renew_early(subscription=fresh(sub), actor=STAFF, at=FEB28)
-    assert sweeps == ["started", "charged"]
+    assert sweep == ["charged"]
     monkeypatch.undo()
     assert [(p.interval_no, p.status) for p in renewals(sub)] == [(2, "paid")]
     assert fresh(sub).last_interval_no == 2
@@ -329,15 +328,11 @@ def test_a_late_confirmation_renewed_by_the_schedule_meanwhile_is_not_charged_ag
         sm1, ProductFactory(client=sm1, renewal_mode="manual", is_one_time_rebilling=True)
     )
     confirmed = datetime(2026, 3, 10, 8, tzinfo=UTC)
-    charge, sweeps = changes.charge_next_interval, []
-
-    def the_sweep_first(**kwargs):
-        sweeps.append(services.renew_due(subscription=fresh(sub), at=confirmed))
-        return charge(**kwargs)
-
-    monkeypatch.setattr(changes, "charge_next_interval", the_sweep_first)
+    sweep = first_in_between(
+        monkeypatch, changes, lambda: services.renew_due(subscription=fresh(sub), at=confirmed)
+    )
     services.reinstate_items(subscription=sub, running_nos=[1], actor=STAFF, at=confirmed)
-    assert sweeps == ["charged"]
+    assert sweep == ["charged"]
     sub = fresh(sub)
     assert sub.last_interval_no == 2
     assert [(p.interval_no, p.status) for p in renewals(sub)] == [(2, "paid")]
