@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -163,3 +164,11 @@ def sent_to(address: str):
     from django.core import mail
 
     return next(m for m in reversed(mail.outbox) if address in m.to)
+
+
+def assets_from_elsewhere(html: str) -> list[str]:
+    """Scripts, stylesheets and images the page loads from another host (a
+    CDN): an absolute or protocol-relative ``src``/``href`` on those tags. (A
+    search for "cdn" in the text would also find it in a random token.)"""
+    tag = r'<(?:script|link|img)\b[^>]*\b(?:src|href)="((?:https?:)?//[^"]+)"'
+    return re.findall(tag, html, flags=re.IGNORECASE)
