@@ -49,40 +49,6 @@ data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(data)
 
 
-def backend_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a PostgreSQL backend process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def make_due_again() -> None:
-    """Every subscription renewed by an earlier round is due again."""
-    import psycopg
-
-    with psycopg.connect(DB_URL, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE subscriptions_subscription SET next_billing_date = now() - interval '1 hour' "
-            "WHERE last_interval_no > 1"
-        )
-        conn.execute("VACUUM ANALYZE")
-        conn.execute("CHECKPOINT")
-
-
-def reference(due: int) -> tuple[int, float, float]:
-    """Renewals, seconds, and PostgreSQL CPU seconds of the reference."""
-    import psycopg
-
-    with psycopg.connect(DB_URL) as conn:
-        pid = conn.info.backend_pid
-        cpu, started = backend_cpu(pid), time.perf_counter()
-        with conn.transaction():
-            conn.execute(data.REFERENCE[0], {"due": due})
-            for statement in data.REFERENCE[1:]:
-                conn.execute(statement)
-            count = conn.execute("SELECT count(*) FROM due").fetchone()[0]
-        return count, time.perf_counter() - started, backend_cpu(pid) - cpu
-
-
 def due_batches(limit: int) -> list[list[int]]:
     """Batches of due subscriptions, per client as a sweep makes them, until
     they hold at least ``limit``."""
@@ -120,7 +86,7 @@ def engine(batches: list[list[int]]) -> tuple[int, float, float, float]:
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     now = timezone.now()
-    python, postgres, started = time.process_time(), backend_cpu(pid), time.perf_counter()
+    python, postgres, started = time.process_time(), data.backend_cpu(pid), time.perf_counter()
     charged = 0
     for ids in batches:
         charged += renewals.charge_batch(ids, as_of=now).counts["charged"]
@@ -128,7 +94,7 @@ def engine(batches: list[list[int]]) -> tuple[int, float, float, float]:
         charged,
         time.perf_counter() - started,
         time.process_time() - python,
-        backend_cpu(pid) - postgres,
+        data.backend_cpu(pid) - postgres,
     )
 
 
@@ -166,8 +132,9 @@ def main() -> None:
     ceilings = []
     for round_no in range(1, args.rounds + 1):
         if round_no > 1:
-            make_due_again()
-        count, seconds, ref_cpu = reference(args.due)
+            data.make_due_again(args.subs)  # every one renewed so far
+            data.vacuum_analyze()
+        count, seconds, ref_cpu = data.reference(args.due, DB_URL)
         ref_rate = count / seconds
         data.checkpoint()
         charged, eng_seconds, python, postgres = engine(due_batches(args.due))

@@ -156,25 +156,34 @@ def generate(subs: int, due: int) -> None:
     )
 
 
-def reference(due: int) -> tuple[int, float]:
+def reference(due: int, url: str = DB_URL) -> tuple[int, float, float]:
     """The reference renews the first ``due`` of the due subscriptions and
     commits (so it pays for its WAL flush as the engine does); the engine
-    then renews the other ``due``."""
+    then renews the other ``due``. Returns renewals, seconds, and the CPU
+    seconds of its PostgreSQL backend (``backend_cpu``)."""
     import psycopg
 
-    with psycopg.connect(DB_URL, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")  # both measurements start right after one
         conn.autocommit = False
-        started = time.perf_counter()
+        pid = conn.info.backend_pid
+        cpu, started = backend_cpu(pid), time.perf_counter()
         with conn.transaction():
             conn.execute(REFERENCE[0], {"due": due})
             for statement in REFERENCE[1:]:
                 conn.execute(statement)
             count = conn.execute("SELECT count(*) FROM due").fetchone()[0]
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, backend_cpu(pid) - cpu
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
-    return count, elapsed
+    return count, elapsed, cpu
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a PostgreSQL backend process on this
+    machine, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_worker(queue: str, concurrency: int, env: dict[str, str]) -> subprocess.Popen:
@@ -320,10 +329,10 @@ def _now():  # noqa: ANN202
 
 def vacuum_analyze() -> None:
     """As after generating: a round starts from the same state of the tables."""
-    import psycopg
+    from django.db import connection
 
-    with psycopg.connect(DB_URL, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
 
 
 def make_due_again(count: int) -> None:
@@ -375,7 +384,7 @@ def main() -> None:
         if round_no > 1:
             make_due_again(2 * args.due)  # both halves: the same shape again
             vacuum_analyze()
-        count, ref_seconds = reference(args.due)
+        count, ref_seconds, _ = reference(args.due)
         ref_rate = count / ref_seconds
         print(
             f"round {round_no}: reference (set-based SQL, one transaction): {count:,} renewals "

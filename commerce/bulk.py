@@ -224,18 +224,19 @@ def insert_dicts(model: type[Model], rows: Sequence[Row]) -> None:
     fields: list[Any] = [model._meta.get_field(name) for name in rows[0]]
     convert = [_prepare(f, conn) for f in fields]
     names = list(rows[0])
-    read = itemgetter(*names)
     prepared = [
-        (i, name, prepare)
+        (i, _from_key(name, prepare))
         for i, (name, prepare) in enumerate(zip(names, convert, strict=True))
         if prepare is not None
     ]
+    row_of = _values(itemgetter(*names), len(names), prepared)
     with _copy(conn, model, fields) as copy:
         for row in rows:
-            values = list(read(row)) if len(names) > 1 else [row[names[0]]]
-            for i, name, prepare in prepared:
-                values[i] = prepare(row[name])
-            copy.write_row(values)
+            copy.write_row(row_of(row))
+
+
+def _from_key(name: str, prepare: Callable[[Any], Any]) -> Callable[[Row], Any]:
+    return lambda row: prepare(row[name])
 
 
 @contextmanager
@@ -290,8 +291,6 @@ def _row_reader(fields: list[Any], conn: Any) -> Callable[[Model], Sequence[Any]
     """An object's values for the columns, as COPY takes them: the attributes
     read in one ``attrgetter`` call, then the few columns that need
     preparing (``_copy_value``) replaced."""
-    read = attrgetter(*(f.attname for f in fields))
-    single = len(fields) == 1
     prepared = [
         (i, _copy_value(f, conn))
         for i, f in enumerate(fields)
@@ -299,13 +298,22 @@ def _row_reader(fields: list[Any], conn: Any) -> Callable[[Model], Sequence[Any]
         or getattr(f, "auto_now_add", False)
         or _prepare(f, conn) is not None
     ]
-    if not prepared and not single:
-        return read  # type: ignore[no-any-return]
+    return _values(attrgetter(*(f.attname for f in fields)), len(fields), prepared)
 
-    def row(obj: Model) -> list[Any]:
-        values = [read(obj)] if single else list(read(obj))
+
+def _values(
+    read: Callable[[Any], Any], width: int, prepared: list[tuple[int, Callable[[Any], Any]]]
+) -> Callable[[Any], Sequence[Any]]:
+    """A row's values for COPY: all read by one ``itemgetter``/``attrgetter``
+    call (``width`` of them), then the columns in ``prepared`` replaced by
+    their prepared value."""
+    if not prepared and width > 1:
+        return read  # already a tuple of the values
+
+    def row(source: Any) -> list[Any]:
+        values = list(read(source)) if width > 1 else [read(source)]
         for i, value in prepared:
-            values[i] = value(obj)
+            values[i] = value(source)
         return values
 
     return row

@@ -78,10 +78,10 @@ class DeferredJoinPaginator(LazyPaginator):
             raise EmptyPage("That page contains no results")
         queryset = _queryset(self.object_list)
         descending = _by_id(queryset)
-        wanted = self.per_page + 1  # one more tells whether a page lies beyond
         if descending is not None and self.cursor is not None:
             return self._seek(queryset, number, descending, self.cursor)
         bottom = (number - 1) * self.per_page
+        wanted = self.per_page + 1  # one more tells whether a page lies beyond
         ids = list(queryset.values_list("pk", flat=True)[bottom : bottom + wanted])
         if not ids and number != 1:
             raise EmptyPage("That page contains no results")
@@ -94,7 +94,7 @@ class DeferredJoinPaginator(LazyPaginator):
 
     def _seek(self, queryset: Any, number: int, descending: bool, cursor: Cursor) -> Page:
         """The page after or before ``cursor``: ids beyond it, in order."""
-        wanted = self.per_page + 1
+        wanted = self.per_page + 1  # one more tells whether a page lies beyond
         forward = cursor.direction == AFTER
         # Rows after the cursor in the list's order have smaller ids when it
         # is descending; before it, larger ones, read nearest first.
